@@ -1,0 +1,96 @@
+import { readFileSync } from 'node:fs'
+import { Ajv } from 'ajv'
+
+const schema = JSON.parse(readFileSync(new URL('../config/schema.json', import.meta.url), 'utf8')) as {
+  properties: Record<string, { 'x-env': string, type: string, default: unknown }>
+}
+
+export interface Config {
+  port: number
+  host: string
+  cloudUrl: string
+  apiKey: string
+  apiKeyFile: string
+  logLevel: string
+  historySource: 'jobs' | 'history_v2'
+  historyMaxEntries: number
+  cloudTimeoutMs: number
+  cloudConnections: number
+  cloudRetries: number
+  cacheMaxEntries: number
+  cacheMaxBytes: number
+  cacheTtlMs: number
+  listTtlMs: number
+  viewMode: 'stream' | 'redirect'
+  breakerThreshold: number
+  breakerCooldownMs: number
+  proxyAuthToken: string
+  corsOrigin: string
+  bodyLimit: number
+  shutdownTimeoutMs: number
+  simulatorConcurrency: number
+  simulatorStepMs: number
+}
+
+export interface LoadedConfig extends Config {
+  /** true when neither COMFY_CLOUD_API_KEY(_FILE) nor COMFY_CLOUD_URL was set: run the built-in simulator */
+  useSimulator: boolean
+}
+
+export class ConfigError extends Error {
+  constructor (readonly variable: string, message: string) {
+    super(`Invalid configuration: ${variable} ${message}`)
+    this.name = 'ConfigError'
+  }
+}
+
+const ajv = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: false, strict: false })
+const validate = ajv.compile<Config>({ ...schema, $comment: undefined })
+
+export const options = schema.properties
+
+/** Builds the proxy's configuration from environment variables; throws a ConfigError naming the variable on bad input. */
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const raw: Record<string, unknown> = {}
+  for (const [key, option] of Object.entries(options)) {
+    const value = env[option['x-env']]
+    if (value !== undefined && value !== '') raw[key] = value.trim()
+  }
+  if (!validate(raw)) {
+    const error = validate.errors![0]
+    const key = error.instancePath.slice(1)
+    const variable = options[key]?.['x-env'] ?? key
+    throw new ConfigError(variable, `${error.message ?? 'is invalid'} (got ${JSON.stringify(env[variable] ?? '')})`)
+  }
+  const config = raw as unknown as Config
+
+  if (config.apiKey === '' && config.apiKeyFile !== '') {
+    try {
+      config.apiKey = readFileSync(config.apiKeyFile, 'utf8').trim()
+    } catch (err) {
+      throw new ConfigError('COMFY_CLOUD_API_KEY_FILE', `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+    }
+    if (config.apiKey === '') throw new ConfigError('COMFY_CLOUD_API_KEY_FILE', 'names an empty file')
+  }
+  if (/[\r\n]/.test(config.apiKey)) throw new ConfigError('COMFY_CLOUD_API_KEY', 'must be a single line')
+
+  const urlSet = env.COMFY_CLOUD_URL !== undefined && env.COMFY_CLOUD_URL !== ''
+  const useSimulator = config.apiKey === '' && !urlSet
+  if (!useSimulator && config.apiKey === '') {
+    throw new ConfigError('COMFY_CLOUD_API_KEY', 'is required when COMFY_CLOUD_URL is set (or set COMFY_CLOUD_API_KEY_FILE)')
+  }
+  let url: URL
+  try {
+    url = new URL(config.cloudUrl)
+  } catch {
+    throw new ConfigError('COMFY_CLOUD_URL', `is not a URL (got ${JSON.stringify(config.cloudUrl)})`)
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new ConfigError('COMFY_CLOUD_URL', 'must be an http(s) URL')
+  }
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '' || url.pathname !== '/') {
+    throw new ConfigError('COMFY_CLOUD_URL', 'must be a bare origin such as https://cloud.comfy.org')
+  }
+  config.cloudUrl = url.origin
+  return { ...config, useSimulator }
+}
