@@ -1,0 +1,266 @@
+/**
+ * The Comfy Cloud client: one keep-alive undici pool to the configured origin, the API key
+ * injected as X-API-Key (and only there), timeouts, bounded retries of idempotent calls, and
+ * ajv validation of every payload before a mapper sees it. It knows cloud shapes only.
+ */
+import { Pool, errors as undiciErrors, type Dispatcher } from 'undici'
+import type { FastifyBaseLogger } from 'fastify'
+import { ProxyError } from '../errors.js'
+import { cloudValidator, describeSchemaError, type CloudSchemaName } from './schemas.js'
+import { CircuitBreaker } from './breaker.js'
+
+/** Told of every cloud call, for /metrics. */
+export interface CloudObserver {
+  call: (method: string, route: string, outcome: string, seconds: number) => void
+  schemaFailure: (schema: string) => void
+}
+
+const noObserver: CloudObserver = { call: () => {}, schemaFailure: () => {} }
+
+export interface CloudClientOptions {
+  baseUrl: string
+  apiKey: string
+  timeoutMs: number
+  connections: number
+  retries: number
+  logger: FastifyBaseLogger
+  breaker?: CircuitBreaker
+  observer?: CloudObserver
+}
+
+export interface CloudCall {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE'
+  /** path below the origin, already encoded, e.g. `/api/jobs/${cloudPathSegment(id)}` */
+  path: string
+  query?: Record<string, string | number | undefined>
+  body?: unknown
+  /** schema of a 2xx JSON answer; a payload that fails it becomes a 502 naming the field */
+  schema?: CloudSchemaName
+  /** the path with its ids left out, for counting calls by route (e.g. /api/jobs/:id) */
+  route?: string
+  /** statuses handed back to the caller instead of becoming an upstream error (2xx always are) */
+  accept?: number[]
+}
+
+export interface CloudResponse<T = unknown> {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: T
+}
+
+/** Encodes one path segment so that no id can change which cloud path is called (`..`, `/`, `?`, `#`). */
+export function cloudPathSegment (value: string): string {
+  return encodeURIComponent(value).replace(/\./g, '%2E')
+}
+
+const RETRYABLE_STATUS = new Set([429, 502, 503, 504])
+const MAX_RETRY_AFTER_MS = 10_000
+
+export class CloudClient {
+  readonly pool: Pool
+  readonly origin: string
+  readonly apiKey: string
+  private readonly timeoutMs: number
+  private readonly retries: number
+  private readonly log: FastifyBaseLogger
+  readonly breaker: CircuitBreaker
+  private readonly observer: CloudObserver
+
+  constructor (options: CloudClientOptions) {
+    this.origin = new URL(options.baseUrl).origin
+    this.apiKey = options.apiKey
+    this.timeoutMs = options.timeoutMs
+    this.retries = options.retries
+    this.log = options.logger
+    this.breaker = options.breaker ?? new CircuitBreaker(Number.POSITIVE_INFINITY, 0)
+    this.observer = options.observer ?? noObserver
+    this.pool = new Pool(this.origin, {
+      connections: options.connections,
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      connectTimeout: Math.min(options.timeoutMs, 10_000),
+      keepAliveTimeout: 30_000,
+      // TLS certificates are verified (undici's default); stated so that nobody turns it off quietly.
+      connect: { rejectUnauthorized: true }
+    })
+  }
+
+  /** Headers for any request to the cloud: the server's key, never a client's credentials. */
+  authHeaders (): Record<string, string> {
+    return { 'x-api-key': this.apiKey }
+  }
+
+  async call<T = unknown> (call: CloudCall): Promise<CloudResponse<T>> {
+    const idempotent = call.method === 'GET'
+    for (let attempt = 0; ; attempt++) {
+      const retriesLeft = idempotent ? this.retries - attempt : 0
+      let response: CloudResponse<T>
+      try {
+        response = await this.once<T>(call)
+      } catch (err) {
+        if (retriesLeft > 0 && err instanceof ProxyError && err.type !== 'cloud_bad_response' && err.type !== 'cloud_circuit_open') {
+          await sleep(backoff(attempt))
+          continue
+        }
+        throw err
+      }
+      if (retriesLeft > 0 && RETRYABLE_STATUS.has(response.status) && !(call.accept ?? []).includes(response.status)) {
+        await sleep(retryAfterMs(response.headers['retry-after']) ?? backoff(attempt))
+        continue
+      }
+      return this.check(call, response)
+    }
+  }
+
+  /** A GET whose body is streamed to the client as it arrives (files); redirects are not followed. */
+  async stream (path: string, route: string): Promise<Dispatcher.ResponseData> {
+    const call = { method: 'GET' as const, path: path.split('?')[0], route }
+    const started = this.admit(call)
+    try {
+      const response = await this.pool.request({ method: 'GET', path, headers: this.authHeaders() })
+      this.settle(call, started, response.statusCode)
+      return response
+    } catch (err) {
+      this.settle(call, started, 'error')
+      throw this.transportError(call, err)
+    }
+  }
+
+  /** Fails fast while the circuit is open; returns the start time of the call. */
+  admit (call: Pick<CloudCall, 'method' | 'path' | 'route'>): number {
+    if (!this.breaker.allow()) {
+      this.observer.call(call.method, call.route ?? call.path, 'circuit_open', 0)
+      throw new ProxyError(503, 'cloud_circuit_open', 'Comfy Cloud is failing; the proxy is not calling it for a moment', `${call.method} ${call.path}`, {},
+        { 'retry-after': String(this.breaker.retryAfterSeconds()) })
+    }
+    return performance.now()
+  }
+
+  /** Records a call's outcome: 5xx answers and transport errors count against the circuit. */
+  settle (call: Pick<CloudCall, 'method' | 'path' | 'route'>, started: number, outcome: number | 'error'): void {
+    if (outcome === 'error' || outcome >= 500) this.breaker.failure()
+    else this.breaker.success()
+    this.observer.call(call.method, call.route ?? call.path, String(outcome), (performance.now() - started) / 1000)
+  }
+
+  private async once<T> (call: CloudCall): Promise<CloudResponse<T>> {
+    const started = this.admit(call)
+    const headers: Record<string, string> = { ...this.authHeaders(), accept: 'application/json' }
+    let body: string | undefined
+    if (call.body !== undefined) {
+      body = JSON.stringify(call.body)
+      headers['content-type'] = 'application/json'
+    }
+    let status: number
+    let responseHeaders: CloudResponse['headers']
+    let text: string
+    try {
+      const res = await this.pool.request({
+        method: call.method,
+        path: call.path + queryString(call.query),
+        headers,
+        body,
+        signal: AbortSignal.timeout(this.timeoutMs)
+      })
+      status = res.statusCode
+      responseHeaders = res.headers
+      text = await res.body.text()
+    } catch (err) {
+      this.settle(call, started, 'error')
+      throw this.transportError(call, err)
+    }
+    this.settle(call, started, status)
+    this.log.debug({ cloud: { method: call.method, path: call.path, status, ms: Math.round(performance.now() - started) } }, 'cloud call')
+    let parsed: unknown = text
+    const type = String(responseHeaders['content-type'] ?? '')
+    if (text !== '' && (type.includes('json') || status < 300)) {
+      try {
+        parsed = JSON.parse(text)
+      } catch {
+        if (type.includes('json') || call.schema !== undefined) {
+          this.log.warn({ cloud: { method: call.method, path: call.path, status } }, 'cloud answered malformed JSON')
+          throw new ProxyError(502, 'cloud_bad_response', 'Comfy Cloud answered with malformed JSON', `${call.method} ${call.path}`)
+        }
+      }
+    }
+    return { status, headers: responseHeaders, body: parsed as T }
+  }
+
+  private check<T> (call: CloudCall, response: CloudResponse<T>): CloudResponse<T> {
+    const { status } = response
+    if (status >= 200 && status < 300) {
+      if (call.schema !== undefined) {
+        const validate = cloudValidator(call.schema)
+        if (!validate(response.body)) {
+          const { field, message } = describeSchemaError(validate.errors![0])
+          this.log.warn({ cloud: { method: call.method, path: call.path, schema: call.schema, field } }, 'cloud payload failed its schema')
+          this.observer.schemaFailure(call.schema)
+          throw new ProxyError(502, 'cloud_schema_mismatch', `Comfy Cloud answered an unexpected ${call.schema}: field ${field} ${message}`,
+            `${call.method} ${call.path}`, { field, schema: call.schema })
+        }
+      }
+      return response
+    }
+    if ((call.accept ?? []).includes(status)) return response
+    throw upstreamStatusError(call, response)
+  }
+
+  private transportError (call: Pick<CloudCall, 'method' | 'path'>, err: unknown): ProxyError {
+    const error = err as NodeJS.ErrnoException
+    const where = `${call.method} ${call.path}`
+    const timedOut = error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError ||
+      error.name === 'TimeoutError' || error.name === 'AbortError' || error instanceof undiciErrors.ConnectTimeoutError
+    this.log.warn({ cloud: { method: call.method, path: call.path, code: error.code ?? error.name } }, 'cloud call failed')
+    if (timedOut) return new ProxyError(504, 'cloud_timeout', `Comfy Cloud did not answer within ${this.timeoutMs} ms`, where)
+    if (error.code === 'ECONNREFUSED' || error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN' || error.code === 'EHOSTUNREACH') {
+      return new ProxyError(503, 'cloud_unreachable', 'Comfy Cloud cannot be reached', where)
+    }
+    return new ProxyError(502, 'cloud_connection_failed', 'The connection to Comfy Cloud failed', where)
+  }
+
+  async close (): Promise<void> {
+    await this.pool.close()
+  }
+}
+
+/** A cloud answer the caller did not expect, as the status a local client should see (issue: 502/503/504 upstream). */
+export function upstreamStatusError (call: Pick<CloudCall, 'method' | 'path'>, response: CloudResponse): ProxyError {
+  const where = `${call.method} ${call.path}`
+  const { status } = response
+  if (status === 401) {
+    return new ProxyError(502, 'cloud_auth_failed',
+      'Comfy Cloud rejected the proxy\'s API key: check COMFY_CLOUD_API_KEY (or COMFY_CLOUD_API_KEY_FILE) on the proxy', where)
+  }
+  if (status === 429) {
+    const retryAfter = response.headers['retry-after']
+    return new ProxyError(503, 'cloud_rate_limited', 'Comfy Cloud is rate-limiting the proxy; retry later', where, {},
+      typeof retryAfter === 'string' ? { 'retry-after': retryAfter } : {})
+  }
+  if (status === 503) return new ProxyError(503, 'cloud_unavailable', 'Comfy Cloud is unavailable', where)
+  if (status === 504) return new ProxyError(504, 'cloud_timeout', 'Comfy Cloud timed out', where)
+  return new ProxyError(502, 'cloud_error', `Comfy Cloud answered ${status}`, where, { status })
+}
+
+function queryString (query: CloudCall['query']): string {
+  if (query === undefined) return ''
+  const params = new URLSearchParams()
+  for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value))
+  const text = params.toString()
+  return text === '' ? '' : `?${text}`
+}
+
+function backoff (attempt: number): number {
+  return Math.round((100 * 2 ** attempt) * (0.5 + Math.random()))
+}
+
+export function retryAfterMs (header: string | string[] | undefined): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header
+  if (value === undefined) return undefined
+  const seconds = Number(value)
+  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - Date.now()
+  return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS) : undefined
+}
+
+async function sleep (ms: number): Promise<void> {
+  await new Promise(resolve => setTimeout(resolve, ms))
+}

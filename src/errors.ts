@@ -1,0 +1,32 @@
+/** The local error envelope (contract §5.4): {error: {type, message, details, extra_info}}. */
+export interface LocalError {
+  type: string
+  message: string
+  details: string
+  extra_info: Record<string, unknown>
+}
+
+/** An error that becomes a JSON answer with its own status; never a stack trace. */
+export class ProxyError extends Error {
+  readonly headers: Record<string, string>
+  constructor (
+    readonly statusCode: number,
+    readonly type: string,
+    message: string,
+    readonly details = '',
+    readonly extraInfo: Record<string, unknown> = {},
+    headers: Record<string, string> = {}
+  ) {
+    super(message)
+    this.name = 'ProxyError'
+    this.headers = headers
+  }
+
+  toLocal (): LocalError {
+    return { type: this.type, message: this.message, details: this.details, extra_info: this.extraInfo }
+  }
+}
+
+export function badRequest (type: string, message: string, extraInfo: Record<string, unknown> = {}): ProxyError {
+  return new ProxyError(400, type, message, '', extraInfo)
+}
