@@ -1,0 +1,131 @@
+/**
+ * The proxy as a Fastify plugin tree: translated routes (history, prompt, …) with local
+ * ComfyUI's lenient JSON bodies, each under both `/route` and `/api/route` (contract §7), and
+ * one error handler that turns every failure into a JSON answer without a stack trace.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyPluginAsync } from 'fastify'
+import { pino, type DestinationStream } from 'pino'
+import { randomUUID } from 'node:crypto'
+import type { Config } from './config.js'
+import { CloudClient } from './cloud/client.js'
+import { ProxyCache } from './cache.js'
+import { ProxyError } from './errors.js'
+import { loggerOptions } from './logger.js'
+import { lenientJsonBodies } from './body.js'
+import historyRoutes from './routes/history.js'
+import promptRoutes from './routes/prompt.js'
+import healthRoutes from './routes/health.js'
+import queueRoutes from './routes/queue.js'
+import viewRoutes from './routes/view.js'
+import wsRoutes from './routes/ws.js'
+import objectInfoRoutes from './routes/object-info.js'
+import passthroughRoutes from './routes/passthrough.js'
+import websocket from '@fastify/websocket'
+import { Submissions } from './submissions.js'
+import cors from '@fastify/cors'
+import { CircuitBreaker } from './cloud/breaker.js'
+import { Metrics } from './metrics.js'
+import { requireToken } from './auth.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+    cloud: CloudClient
+    cache: ProxyCache
+    submissions: Submissions
+    metrics: Metrics
+  }
+  interface FastifyContextConfig {
+    /** answer errors as POST /prompt does: {error, node_errors} */
+    promptEnvelope?: boolean
+  }
+}
+
+const translatedRoutes: FastifyPluginAsync = async (fastify) => {
+  lenientJsonBodies(fastify)
+  for (const prefix of ['', '/api']) {
+    await fastify.register(historyRoutes, { prefix })
+    await fastify.register(promptRoutes, { prefix })
+    await fastify.register(queueRoutes, { prefix })
+    await fastify.register(viewRoutes, { prefix })
+    await fastify.register(objectInfoRoutes, { prefix })
+    await fastify.register(wsRoutes, { prefix })
+  }
+}
+
+export interface BuildOptions {
+  /** where log lines go (default stdout) */
+  logStream?: DestinationStream
+}
+
+export function buildApp (config: Config, options: BuildOptions = {}): FastifyInstance {
+  const logger = pino(loggerOptions(config.logLevel, [config.apiKey, config.proxyAuthToken]), options.logStream ?? process.stdout)
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    bodyLimit: config.bodyLimit,
+    return503OnClosing: true
+  })
+  const metrics = new Metrics()
+  app.decorate('metrics', metrics)
+
+  app.decorate('config', config)
+  app.decorate('cloud', new CloudClient({
+    baseUrl: config.cloudUrl,
+    apiKey: config.apiKey,
+    timeoutMs: config.cloudTimeoutMs,
+    connections: config.cloudConnections,
+    retries: config.cloudRetries,
+    logger: app.log,
+    breaker: new CircuitBreaker(config.breakerThreshold, config.breakerCooldownMs),
+    observer: metrics.observer()
+  }))
+  app.decorate('cache', new ProxyCache({
+    maxEntries: config.cacheMaxEntries,
+    maxBytes: config.cacheMaxBytes,
+    ttlMs: config.cacheTtlMs,
+    listTtlMs: config.listTtlMs
+  }))
+  app.decorate('submissions', new Submissions())
+  metrics.watchCache(app.cache)
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.requests.observe({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }, reply.elapsedTime / 1000)
+  })
+  if (config.proxyAuthToken !== '') requireToken(app, config.proxyAuthToken)
+  if (config.corsOrigin !== '') {
+    void app.register(cors, { origin: config.corsOrigin === '*' ? true : config.corsOrigin.split(',').map(origin => origin.trim()), credentials: false })
+  }
+  app.addHook('onClose', async () => { await app.cloud.close() })
+
+  app.setErrorHandler((error: FastifyError | ProxyError, request, reply) => {
+    let failure: ProxyError
+    if (error instanceof ProxyError) {
+      failure = error
+    } else if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+      failure = new ProxyError(error.statusCode, error.code === undefined ? 'bad_request' : error.code.toLowerCase(), error.message)
+    } else {
+      request.log.error({ err: error }, 'unexpected error')
+      failure = new ProxyError(500, 'internal_error', 'The proxy failed to handle this request')
+    }
+    if (failure.statusCode >= 500) request.log.warn({ error: failure.type, details: failure.details }, failure.message)
+    const body = request.routeOptions.config?.promptEnvelope === true
+      ? { error: failure.toLocal(), node_errors: {} }
+      : { error: failure.toLocal() }
+    void reply.code(failure.statusCode).headers(failure.headers).send(body)
+  })
+
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({ error: { type: 'not_found', message: `No route ${request.method} ${request.url.split('?')[0]}`, details: '', extra_info: {} } })
+  })
+
+  void app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } })
+  // Open WebSockets would keep close() waiting: tell them the server is going away (1001).
+  app.addHook('preClose', async () => {
+    for (const client of app.websocketServer?.clients ?? []) client.close(1001, 'Server shutting down')
+  })
+  void app.register(healthRoutes)
+  void app.register(translatedRoutes)
+  void app.register(passthroughRoutes)
+  return app
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+/** comfy-compat-proxy [serve|simulate] [--port N] [--host H] */
+import { parseArgs } from 'node:util'
+import { serve } from './server.js'
+import { startSimulator } from './simulator/app.js'
+
+const usage = `Usage: comfy-compat-proxy [serve|simulate] [--port N] [--host H]
+  serve      run the proxy (default). Configuration comes from the environment: see README.
+  simulate   run only the Comfy Cloud simulator, as a stand-in for other projects' tests.
+             Its API key is SIMULATOR_API_KEY (default comfyui-simulator-key).`
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { port: { type: 'string' }, host: { type: 'string' }, help: { type: 'boolean', short: 'h' } }
+})
+const command = positionals[0] ?? 'serve'
+
+if (values.help === true || !['serve', 'simulate'].includes(command)) {
+  process.stdout.write(`${usage}\n`)
+  process.exit(values.help === true ? 0 : 2)
+}
+
+if (command === 'serve') {
+  const env = { ...process.env }
+  if (values.port !== undefined) env.PORT = values.port
+  if (values.host !== undefined) env.HOST = values.host
+  await serve(env)
+} else {
+  const port = Number(values.port ?? process.env.PORT ?? 8189)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    process.stderr.write(`Invalid --port: ${values.port ?? process.env.PORT}\n`)
+    process.exit(2)
+  }
+  const apiKey = process.env.SIMULATOR_API_KEY ?? 'comfyui-simulator-key'
+  const simulator = await startSimulator({
+    apiKeys: [apiKey],
+    host: values.host ?? process.env.HOST ?? '127.0.0.1',
+    port,
+    concurrency: Number(process.env.SIMULATOR_CONCURRENCY ?? 1),
+    stepMs: Number(process.env.SIMULATOR_STEP_MS ?? 50),
+    logger: { level: process.env.LOG_LEVEL ?? 'info' }
+  })
+  process.stdout.write(`Comfy Cloud simulator listening on ${simulator.url} (API key: ${apiKey})\n`)
+  const stop = async (): Promise<void> => { await simulator.close(); process.exit(0) }
+  process.once('SIGINT', () => { void stop() })
+  process.once('SIGTERM', () => { void stop() })
+}

@@ -1,0 +1,87 @@
+/**
+ * Pure mapping of local POST /prompt requests to Comfy Cloud and of every cloud answer back to
+ * the local envelope {error: {type, message, details, extra_info}, node_errors} (contract §5,
+ * cloud-api-notes §4.6). No I/O here.
+ */
+import type { Json } from '../cloud/types.js'
+import { ProxyError, type LocalError } from '../errors.js'
+
+export interface LocalPromptError {
+  statusCode: number
+  body: { error: LocalError, node_errors: Json }
+}
+
+/** Fields of a local submit that Comfy Cloud understands; anything else is ignored, as local ComfyUI does. */
+const FORWARDED = ['prompt', 'client_id', 'prompt_id', 'number', 'front', 'partial_execution_targets', 'workflow_id', 'workflow_version_id']
+
+function isObject (value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** The cloud request for a local submit, or a ProxyError for what local ComfyUI would reject (or crash on). */
+export function cloudPromptRequest (body: unknown): Json {
+  if (!isObject(body)) throw new ProxyError(400, 'invalid_request', 'The request body must be a JSON object')
+  if (!('prompt' in body)) throw new ProxyError(400, 'no_prompt', 'No prompt provided', 'No prompt provided')
+  if (!isObject(body.prompt)) throw new ProxyError(400, 'invalid_prompt', 'prompt must be an object of nodes', 'prompt')
+  if (body.extra_data !== undefined && !isObject(body.extra_data)) {
+    throw new ProxyError(400, 'invalid_prompt', 'extra_data must be an object', 'extra_data')
+  }
+  if (body.number !== undefined && !Number.isFinite(Number(body.number))) {
+    throw new ProxyError(400, 'invalid_prompt', 'number must be a number', 'number')
+  }
+  const request: Json = {}
+  for (const key of FORWARDED) if (key in body) request[key] = body[key]
+  const extraData: Json = { ...(body.extra_data as Json | undefined) }
+  // Local ComfyUI copies a top-level client_id into extra_data whenever the key is present (contract §5.2).
+  if ('client_id' in body) extraData.client_id = body.client_id
+  request.extra_data = extraData
+  return request
+}
+
+const STATUS_FOR_CLIENT: Record<number, number> = {
+  400: 400, 402: 402, 403: 403, 409: 409, 413: 413, 422: 400, 429: 429, 500: 502, 502: 502, 503: 503, 504: 504
+}
+
+/** Cloud-only details (402/403/429 bodies) kept for the client in extra_info. */
+const DETAIL_FIELDS = ['reason', 'class_types', 'providers', 'details']
+
+/** Any non-200 answer of POST /api/prompt as the local envelope with a fitting status. */
+export function localPromptError (status: number, body: unknown): LocalPromptError {
+  if (status === 401) {
+    return envelope(502, {
+      type: 'proxy_auth_failed',
+      message: 'Comfy Cloud rejected the proxy\'s API key: check COMFY_CLOUD_API_KEY (or COMFY_CLOUD_API_KEY_FILE) where the proxy runs',
+      details: '',
+      extra_info: {}
+    })
+  }
+  const statusCode = STATUS_FOR_CLIENT[status] ?? (status >= 500 ? 502 : status)
+  const nodeErrors = isObject(body) && isObject(body.node_errors) ? body.node_errors : {}
+  if (isObject(body) && isObject(body.error)) {
+    const error = body.error
+    const extraInfo: Json = isObject(error.extra_info) ? { ...error.extra_info } : {}
+    for (const field of DETAIL_FIELDS) {
+      if (field !== 'details' && error[field] !== undefined) extraInfo[field] = error[field]
+    }
+    return envelope(statusCode, {
+      type: typeof error.type === 'string' ? error.type : `cloud_${status}`,
+      message: typeof error.message === 'string' ? error.message : `Comfy Cloud refused the prompt (${status})`,
+      details: typeof error.details === 'string' ? error.details : error.details === undefined ? '' : JSON.stringify(error.details),
+      extra_info: extraInfo
+    }, nodeErrors)
+  }
+  if (isObject(body) && typeof body.code === 'string') {
+    return envelope(statusCode, {
+      type: body.code,
+      message: typeof body.message === 'string' ? body.message : body.code,
+      details: '',
+      extra_info: isObject(body.details) ? body.details : {}
+    }, nodeErrors)
+  }
+  const message = isObject(body) && typeof body.error === 'string' ? body.error : `Comfy Cloud answered ${status}`
+  return envelope(statusCode, { type: `cloud_${status}`, message, details: '', extra_info: {} }, nodeErrors)
+}
+
+function envelope (statusCode: number, error: LocalError, nodeErrors: Json = {}): LocalPromptError {
+  return { statusCode, body: { error, node_errors: nodeErrors } }
+}

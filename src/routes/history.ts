@@ -1,0 +1,201 @@
+/**
+ * GET /history, GET /history/{id}, POST /history (contract §1–4) from Comfy Cloud's /api/jobs
+ * (default) or the deprecated /api/history_v2 (HISTORY_SOURCE=history_v2; notes §4.2 option B).
+ */
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import { cloudPathSegment } from '../cloud/client.js'
+import type { HistoryV2Entry, JobDetail, JobsList, Json } from '../cloud/types.js'
+import {
+  historyEntryFromHistoryV2, historyEntryFromHistoryV2Detail, historyEntryFromJob, unwrapHistoryV2Detail, type LocalHistoryEntry
+} from '../compat/history.js'
+import { firstValue, historyWindow, parsePythonInt } from '../compat/params.js'
+import { badRequest } from '../errors.js'
+import { INVALID_JSON } from '../body.js'
+
+type LocalHistory = Record<string, LocalHistoryEntry>
+
+const FINISHED_STATUSES = 'completed,failed,cancelled'
+const CLOUD_PAGE = 1000
+const DETAIL_CONCURRENCY = 8
+
+function integerParam (query: Record<string, unknown>, name: string): number | undefined {
+  const raw = firstValue(query[name])
+  if (raw === undefined) return undefined
+  const value = parsePythonInt(raw)
+  // Local ComfyUI answers these with a bare 500 (contract §1.3); a client deserves to know which parameter is wrong.
+  if (value === undefined) throw badRequest('invalid_query', `${name} must be an integer`, { parameter: name, value: raw })
+  return value
+}
+
+/** Ids of finished jobs, newest first, starting `skip` from the newest: as many as `count`, fewer if the cloud has fewer. */
+async function newestFinishedJobIds (fastify: FastifyInstance, skip: number, count: number): Promise<string[]> {
+  const ids: string[] = []
+  while (ids.length < count) {
+    const offset = skip + ids.length
+    const limit = Math.min(count - ids.length, CLOUD_PAGE)
+    const page = await fastify.cache.shared(`jobs:${offset}:${limit}`, async () => (await fastify.cloud.call<JobsList>({
+      method: 'GET',
+      path: '/api/jobs',
+      query: { status: FINISHED_STATUSES, sort_by: 'create_time', sort_order: 'desc', offset, limit },
+      schema: 'JobsListResponse'
+    })).body)
+    for (const job of page.jobs) ids.push(job.id)
+    if (!page.pagination.has_more || page.jobs.length === 0) break
+  }
+  return ids.slice(0, count)
+}
+
+async function finishedJobTotal (fastify: FastifyInstance): Promise<number> {
+  const page = await fastify.cache.shared('jobs:total', async () => (await fastify.cloud.call<JobsList>({
+    method: 'GET',
+    path: '/api/jobs',
+    query: { status: FINISHED_STATUSES, sort_by: 'create_time', sort_order: 'desc', offset: 0, limit: 1 },
+    schema: 'JobsListResponse'
+  })).body)
+  return page.pagination.total
+}
+
+/** One finished job as a local entry: from the cache, else GET /api/jobs/{id}. undefined when absent, unfinished or not ours. */
+async function jobEntry (fastify: FastifyInstance, id: string): Promise<LocalHistoryEntry | undefined> {
+  const cached = fastify.cache.getEntry(id)
+  if (cached !== undefined) return cached
+  const generation = fastify.cache.generation
+  const response = await fastify.cache.shared(`job:${id}`, async () => await fastify.cloud.call<JobDetail | Json>({
+    method: 'GET',
+    path: `/api/jobs/${cloudPathSegment(id)}`,
+    route: '/api/jobs/:id',
+    schema: 'JobDetailResponse',
+    accept: [400, 403, 404]
+  }), 0)
+  if (response.status !== 200) {
+    // 404: deleted elsewhere; 403/400: another account's or a malformed id. All read as "not in history" (contract §3).
+    if (response.status === 404) fastify.cache.deleteEntries([id])
+    return undefined
+  }
+  const entry = historyEntryFromJob(response.body as JobDetail)
+  if (entry === null) return undefined
+  fastify.cache.setEntry(id, entry, generation)
+  return entry
+}
+
+async function mapLimit<T, R> (items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length)
+  let next = 0
+  async function worker (): Promise<void> {
+    while (next < items.length) {
+      const index = next++
+      results[index] = await fn(items[index])
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return results
+}
+
+async function historyFromJobs (fastify: FastifyInstance, maxItems: number | undefined, offset: number | undefined): Promise<LocalHistory> {
+  const cap = fastify.config.historyMaxEntries
+  let newestFirst: string[]
+  if (maxItems !== undefined && (offset === undefined || offset < 0)) {
+    // The newest max_items (contract §1.3): no total needed.
+    newestFirst = maxItems > 0 ? await newestFinishedJobIds(fastify, 0, Math.min(maxItems, cap)) : []
+  } else if (offset === undefined || offset < 0) {
+    newestFirst = await newestFinishedJobIds(fastify, 0, cap)
+  } else {
+    // Offsets count from the oldest retained entry: the window needs the total first (notes §4.2).
+    const total = Math.min(await finishedJobTotal(fastify), cap)
+    const { start, count } = historyWindow(maxItems, offset, total)
+    newestFirst = count > 0 ? await newestFinishedJobIds(fastify, total - start - count, count) : []
+  }
+  const entries = await mapLimit(newestFirst, DETAIL_CONCURRENCY, async id => await jobEntry(fastify, id))
+  const history: LocalHistory = {}
+  for (let i = newestFirst.length - 1; i >= 0; i--) {
+    const entry = entries[i]
+    if (entry !== undefined) history[newestFirst[i]] = entry
+  }
+  return history
+}
+
+async function historyFromHistoryV2 (fastify: FastifyInstance, maxItems: number | undefined, offset: number | undefined): Promise<LocalHistory> {
+  const cap = fastify.config.historyMaxEntries
+  const newestOnly = maxItems !== undefined && (offset === undefined || offset < 0)
+  if (newestOnly && maxItems <= 0) return {}
+  // history_v2 has no total: take the newest max_items, or everything up to the cap and slice locally.
+  const fetchCount = newestOnly ? Math.min(maxItems, cap) : cap
+  const body = await fastify.cache.shared(`history_v2:${fetchCount}`, async () => (await fastify.cloud.call<{ history: HistoryV2Entry[] }>({
+    method: 'GET',
+    path: '/api/history_v2',
+    query: { max_items: fetchCount, offset: 0 },
+    schema: 'HistoryResponse'
+  })).body)
+  const oldestFirst: Array<[string, LocalHistoryEntry]> = []
+  for (let i = Math.min(body.history.length, fetchCount) - 1; i >= 0; i--) {
+    const entry = historyEntryFromHistoryV2(body.history[i])
+    if (entry !== null) oldestFirst.push([body.history[i].prompt_id, entry])
+  }
+  const { start, count } = newestOnly ? { start: 0, count: oldestFirst.length } : historyWindow(maxItems, offset, oldestFirst.length)
+  return Object.fromEntries(oldestFirst.slice(start, start + count))
+}
+
+async function historyV2Entry (fastify: FastifyInstance, id: string): Promise<LocalHistoryEntry | undefined> {
+  const response = await fastify.cache.shared(`history_v2:${id}`, async () => await fastify.cloud.call<Json>({
+    method: 'GET',
+    path: `/api/history_v2/${cloudPathSegment(id)}`,
+    route: '/api/history_v2/:id',
+    schema: 'HistoryDetailResponse',
+    accept: [400, 403, 404]
+  }), 0)
+  if (response.status !== 200) return undefined
+  const detail = unwrapHistoryV2Detail(id, response.body)
+  return detail === undefined ? undefined : historyEntryFromHistoryV2Detail(id, detail) ?? undefined
+}
+
+function deleteList (value: unknown): string[] {
+  if (!Array.isArray(value)) throw badRequest('invalid_request', 'delete must be a list of prompt ids', { field: 'delete' })
+  return value.filter((id): id is string => typeof id === 'string')
+}
+
+const historyRoutes: FastifyPluginAsync = async (fastify) => {
+  fastify.get('/history', async (request) => {
+    const query = request.query as Record<string, unknown>
+    const maxItems = integerParam(query, 'max_items')
+    const offset = integerParam(query, 'offset')
+    return fastify.config.historySource === 'history_v2'
+      ? await historyFromHistoryV2(fastify, maxItems, offset)
+      : await historyFromJobs(fastify, maxItems, offset)
+  })
+
+  fastify.get<{ Params: { id: string } }>('/history/:id', async (request, reply) => {
+    const { id } = request.params
+    if (id === '') return await reply.code(404).send({ error: { type: 'not_found', message: 'Not Found', details: '', extra_info: {} } })
+    const entry = fastify.config.historySource === 'history_v2' ? await historyV2Entry(fastify, id) : await jobEntry(fastify, id)
+    // Pending, running, unknown, deleted and foreign ids all answer {} (contract §3): clients poll until the id appears.
+    return entry === undefined ? {} : { [id]: entry }
+  })
+
+  fastify.post('/history', async (request, reply) => {
+    const body = request.body
+    if (body === INVALID_JSON) throw badRequest('invalid_json', 'The request body is not valid JSON')
+    const cloudBody: { clear?: true, delete?: string[] } = {}
+    if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
+      const { clear, delete: toDelete } = body as Json
+      if (clear !== undefined && clear !== null && clear !== false && clear !== 0 && clear !== '') cloudBody.clear = true
+      if (toDelete !== undefined) {
+        const ids = deleteList(toDelete)
+        if (ids.length > 0) cloudBody.delete = ids
+      }
+    } else if (body !== undefined && !Array.isArray(body)) {
+      throw badRequest('invalid_request', 'The request body must be a JSON object')
+    }
+    if (cloudBody.clear !== undefined || cloudBody.delete !== undefined) {
+      try {
+        await fastify.cloud.call({ method: 'POST', path: '/api/history', body: cloudBody })
+      } finally {
+        // Whatever the cloud answered, nothing cached from before may be shown again.
+        if (cloudBody.clear === true) fastify.cache.clearEntries()
+        else fastify.cache.deleteEntries(cloudBody.delete ?? [])
+      }
+    }
+    return await reply.code(200).type('application/octet-stream').send()
+  })
+}
+
+export default historyRoutes

@@ -1,0 +1,83 @@
+/**
+ * Every local route that is not translated goes to the cloud's /api/<route> with
+ * @fastify/http-proxy (design §2): `/route` and `/api/route` alike. The server key is injected,
+ * client credentials are stripped, bodies (multipart uploads included) are streamed, and the
+ * shared keep-alive pool of the cloud client (TLS verified) carries the requests.
+ */
+import type { FastifyPluginAsync } from 'fastify'
+import httpProxy from '@fastify/http-proxy'
+import type { IncomingHttpHeaders } from 'node:http'
+import { ProxyError } from '../errors.js'
+import { withoutToken } from '../auth.js'
+
+/** Credentials a local client may send that must never reach the cloud (notes §1.2). */
+export const CLIENT_CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'cookie', 'x-comfy-workspace-id', 'proxy-authorization']
+
+/** OSS /api/jobs sort names → the cloud's (notes §4.8). */
+const SORT_BY: Record<string, string> = { created_at: 'create_time', execution_duration: 'execution_time' }
+
+export function translateJobsQuery (url: string): string {
+  const [path, query] = url.split('?', 2)
+  if (query === undefined || !/^\/(api\/)?jobs(\/|$)/.test(path)) return url
+  const params = new URLSearchParams(query)
+  const sortBy = params.get('sort_by')
+  if (sortBy !== null && SORT_BY[sortBy.toLowerCase()] !== undefined) params.set('sort_by', SORT_BY[sortBy.toLowerCase()])
+  return `${path}?${params.toString()}`
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+interface ErrorReply { log: { warn: (info: object, message: string) => void }, code: (status: number) => { send: (payload: unknown) => unknown } }
+
+function replyFromError (reply: ErrorReply, { error }: { error: Error & { statusCode?: number, code?: string } }): void {
+  const status = error.statusCode ?? 502
+  const failure = status === 504
+    ? new ProxyError(504, 'cloud_timeout', 'Comfy Cloud did not answer in time')
+    : status === 503
+      ? new ProxyError(503, 'cloud_unreachable', 'Comfy Cloud cannot be reached')
+      : new ProxyError(502, 'cloud_connection_failed', 'The connection to Comfy Cloud failed')
+  reply.log.warn({ code: error.code }, failure.message)
+  void reply.code(failure.statusCode).send({ error: failure.toLocal() })
+}
+
+const passthroughRoutes: FastifyPluginAsync = async (fastify) => {
+  const { cloud } = fastify
+  const rewriteRequestHeaders = (_request: unknown, headers: IncomingHttpHeaders): IncomingHttpHeaders => {
+    const out: IncomingHttpHeaders = { ...headers }
+    for (const name of CLIENT_CREDENTIAL_HEADERS) delete out[name]
+    return { ...out, ...cloud.authHeaders() }
+  }
+  // A dead cloud gets fast 503s here too (the translated routes go through the cloud client's breaker).
+  fastify.addHook('onRequest', async (_request, reply) => {
+    if (cloud.breaker.state === 'open') {
+      return await reply.code(503).header('retry-after', String(cloud.breaker.retryAfterSeconds()))
+        .send({ error: new ProxyError(503, 'cloud_circuit_open', 'Comfy Cloud is failing; the proxy is not calling it for a moment').toLocal() })
+    }
+  })
+  for (const prefix of ['/api', '/']) {
+    await fastify.register(httpProxy, {
+      upstream: cloud.origin,
+      prefix,
+      rewritePrefix: prefix === '/api' ? '/api' : '/api/',
+      websocket: false,
+      // OPTIONS stays with @fastify/cors (local ComfyUI answers no OPTIONS either).
+      httpMethods: ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT'],
+      undici: cloud.pool,
+      replyOptions: {
+        queryString: (_search: string | undefined, url: string) => {
+          const start = url.indexOf('?')
+          if (start === -1) return ''
+          const translated = translateJobsQuery(url.slice(0, start) + withoutToken(url.slice(start)))
+          return translated.includes('?') ? translated.slice(translated.indexOf('?') + 1) : ''
+        },
+        rewriteRequestHeaders,
+        onError: replyFromError,
+        // Reads may be retried once after a dropped socket; a write never is.
+        retryDelay: ({ req, err, attempt }: { req: { method?: string }, err?: Error, attempt: number }) =>
+          err !== undefined && attempt < 1 && IDEMPOTENT.has(req.method ?? '') ? 50 : null
+      }
+    })
+  }
+}
+
+export default passthroughRoutes

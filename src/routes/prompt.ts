@@ -1,0 +1,54 @@
+/** GET /prompt and POST /prompt (contract §5) through GET/POST /api/prompt (notes §2.1, §2.2, §4.6). */
+import type { FastifyPluginAsync } from 'fastify'
+import type { Json } from '../cloud/types.js'
+import { cloudPromptRequest, localPromptError } from '../compat/prompt.js'
+import { INVALID_JSON } from '../body.js'
+import { ProxyError } from '../errors.js'
+
+interface PromptResponse { prompt_id: string, number?: number, node_errors?: Json }
+
+const promptRoutes: FastifyPluginAsync = async (fastify) => {
+  fastify.get('/prompt', async () => {
+    const response = await fastify.cloud.call<{ exec_info: { queue_remaining: number } }>({
+      method: 'GET', path: '/api/prompt', schema: 'PromptInfo'
+    })
+    return { exec_info: { queue_remaining: response.body.exec_info.queue_remaining } }
+  })
+
+  fastify.post('/prompt', { config: { promptEnvelope: true } }, async (request, reply) => {
+    if (request.body === INVALID_JSON) throw new ProxyError(400, 'invalid_json', 'The request body is not valid JSON')
+    const cloudRequest = cloudPromptRequest(request.body)
+    // A submit is never retried: once it may have reached the cloud, a second one could queue the job twice.
+    fastify.submissions.begin()
+    let response
+    try {
+      response = await fastify.cloud.call<PromptResponse | Json>({
+        method: 'POST',
+        path: '/api/prompt',
+        body: cloudRequest,
+        schema: 'PromptResponse',
+        accept: [400, 401, 402, 403, 404, 409, 413, 422, 429, 500, 502, 503, 504]
+      })
+      if (response.status === 200) fastify.submissions.record((response.body as PromptResponse).prompt_id, cloudRequest.extra_data as Json)
+    } finally {
+      fastify.submissions.end()
+    }
+    if (response.status !== 200) {
+      const { statusCode, body } = localPromptError(response.status, response.body)
+      const retryAfter = response.headers['retry-after']
+      if (typeof retryAfter === 'string' && (statusCode === 429 || statusCode === 503)) reply.header('retry-after', retryAfter)
+      request.log.info({ cloudStatus: response.status, errorType: body.error.type }, 'prompt refused')
+      return await reply.code(statusCode).send(body)
+    }
+    const accepted = response.body as PromptResponse
+    fastify.cache.changed()
+    return {
+      prompt_id: accepted.prompt_id,
+      // Without a cloud number, the submission time: it grows like local ComfyUI's counter.
+      number: typeof accepted.number === 'number' ? accepted.number : Date.now(),
+      node_errors: typeof accepted.node_errors === 'object' && accepted.node_errors !== null ? accepted.node_errors : {}
+    }
+  })
+}
+
+export default promptRoutes

@@ -1,0 +1,85 @@
+/**
+ * GET /queue, POST /queue and POST /interrupt (contract §6) on the cloud's queue and jobs API.
+ * Local semantics are kept where the cloud's differ (notes §4.7, §4.8): POST /queue touches only
+ * pending jobs, /interrupt only running ones, and both answer 200 with an empty body.
+ */
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
+import { cloudPathSegment } from '../cloud/client.js'
+import type { JobDetail, JobsList, Json, QueueInfo } from '../cloud/types.js'
+import { localQueue } from '../compat/queue.js'
+import { INVALID_JSON } from '../body.js'
+import { badRequest } from '../errors.js'
+
+async function jobStatus (fastify: FastifyInstance, id: string): Promise<string | undefined> {
+  const response = await fastify.cloud.call<JobDetail>({
+    method: 'GET', path: `/api/jobs/${cloudPathSegment(id)}`, route: '/api/jobs/:id', schema: 'JobDetailResponse', accept: [400, 403, 404]
+  })
+  return response.status === 200 ? response.body.status : undefined
+}
+
+async function cancel (fastify: FastifyInstance, id: string): Promise<void> {
+  await fastify.cloud.call({
+    method: 'POST', path: `/api/jobs/${cloudPathSegment(id)}/cancel`, route: '/api/jobs/:id/cancel', accept: [400, 403, 404, 409]
+  })
+}
+
+async function emptyOk (reply: FastifyReply): Promise<FastifyReply> {
+  return await reply.code(200).type('application/octet-stream').send()
+}
+
+function objectBody (body: unknown, { invalidJsonIsEmpty }: { invalidJsonIsEmpty: boolean }): Json {
+  if (body === undefined || (body === INVALID_JSON && invalidJsonIsEmpty)) return {}
+  if (body === INVALID_JSON) throw badRequest('invalid_json', 'The request body is not valid JSON')
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('invalid_request', 'The request body must be a JSON object')
+  return body as Json
+}
+
+const queueRoutes: FastifyPluginAsync = async (fastify) => {
+  fastify.get('/queue', async () => {
+    const queue = await fastify.cache.shared('queue', async () => (await fastify.cloud.call<QueueInfo>({
+      method: 'GET', path: '/api/queue', schema: 'QueueInfo'
+    })).body)
+    return localQueue(queue, id => fastify.submissions.get(id)?.extraData)
+  })
+
+  fastify.post('/queue', async (request, reply) => {
+    const body = objectBody(request.body, { invalidJsonIsEmpty: false })
+    const toDelete = body.delete === undefined ? [] : body.delete
+    if (!Array.isArray(toDelete)) throw badRequest('invalid_request', 'delete must be a list of prompt ids', { field: 'delete' })
+    try {
+      if (body.clear !== undefined && body.clear !== null && body.clear !== false && body.clear !== 0 && body.clear !== '') {
+        await fastify.cloud.call({ method: 'POST', path: '/api/queue', body: { clear: true }, schema: 'QueueManageResponse' })
+      }
+      // Local deletes only pending prompts and ignores running ones; the cloud's queue delete may cancel both.
+      for (const id of toDelete) {
+        if (typeof id === 'string' && await jobStatus(fastify, id) === 'pending') await cancel(fastify, id)
+      }
+    } finally {
+      fastify.cache.changed()
+    }
+    return await emptyOk(reply)
+  })
+
+  fastify.post('/interrupt', async (request, reply) => {
+    // Local treats an empty or non-JSON body as {} (contract §6.3).
+    const { prompt_id: promptId } = objectBody(request.body, { invalidJsonIsEmpty: true })
+    try {
+      if (typeof promptId === 'string' && promptId !== '') {
+        if (await jobStatus(fastify, promptId) === 'in_progress') await cancel(fastify, promptId)
+      } else if (promptId === undefined || promptId === null || promptId === '' || promptId === false || promptId === 0) {
+        // Local interrupts the one running prompt; the cloud may run several at once: interrupt them all.
+        const running = await fastify.cloud.call<JobsList>({
+          method: 'GET', path: '/api/jobs', query: { status: 'in_progress', limit: 100 }, schema: 'JobsListResponse'
+        })
+        for (const job of running.body.jobs) await cancel(fastify, job.id)
+      } else {
+        throw badRequest('invalid_request', 'prompt_id must be a string', { field: 'prompt_id' })
+      }
+    } finally {
+      fastify.cache.changed()
+    }
+    return await emptyOk(reply)
+  })
+}
+
+export default queueRoutes

@@ -1,0 +1,110 @@
+/**
+ * /ws (and /api/ws): each client socket gets its own upstream socket to the cloud's /ws, with the
+ * key added server-side as ?token= (notes §1.3). Frames are relayed unchanged and in order, except:
+ * the first status frame's sid becomes the client's clientId (notes §2.12), and execution events of
+ * prompts this proxy knows another client_id submitted are dropped, because local ComfyUI sends a
+ * prompt's events only to its submitter while the cloud sends them to every socket (contract §9).
+ */
+import { randomUUID } from 'node:crypto'
+import type { FastifyPluginAsync } from 'fastify'
+import WebSocket, { type RawData } from 'ws'
+
+/** RFC 6455 registry: 1014 "Bad Gateway", the upstream server failed. */
+const BAD_GATEWAY = 1014
+const TRY_AGAIN_LATER = 1013
+const POLICY_VIOLATION = 1008
+
+function clientCloseCode (code: number): number {
+  return code >= 1000 && code <= 1014 && ![1004, 1005, 1006].includes(code) ? code : BAD_GATEWAY
+}
+
+function safeParse (data: RawData): unknown {
+  try { return JSON.parse(data.toString()) } catch { return undefined }
+}
+
+function promptIdOf (frame: unknown): string | undefined {
+  const data = (frame as { data?: { prompt_id?: unknown } } | undefined)?.data
+  return typeof data?.prompt_id === 'string' ? data.prompt_id : undefined
+}
+
+const wsRoutes: FastifyPluginAsync = async (fastify) => {
+  const { cloud, submissions } = fastify
+  const upstreamBase = new URL('/ws', cloud.origin)
+  upstreamBase.protocol = upstreamBase.protocol === 'https:' ? 'wss:' : 'ws:'
+
+  fastify.get('/ws', { websocket: true }, (socket, request) => {
+    const query = request.query as Record<string, unknown>
+    const clientId = typeof query.clientId === 'string' && query.clientId !== '' ? query.clientId : randomUUID().replace(/-/g, '')
+    const url = new URL(upstreamBase)
+    url.searchParams.set('clientId', clientId)
+    url.searchParams.set('token', fastify.cloud.apiKey)
+    const upstream = new WebSocket(url, { perMessageDeflate: false, rejectUnauthorized: true, handshakeTimeout: fastify.config.cloudTimeoutMs })
+    const log = request.log.child({ ws: clientId })
+    const early: Array<[RawData, boolean]> = []
+    let sidRewritten = false
+
+    socket.on('message', (data: RawData, isBinary: boolean) => {
+      if (upstream.readyState === WebSocket.OPEN) upstream.send(data, { binary: isBinary })
+      else if (upstream.readyState === WebSocket.CONNECTING) early.push([data, isBinary])
+    })
+    upstream.on('open', () => {
+      for (const [data, isBinary] of early.splice(0)) upstream.send(data, { binary: isBinary })
+    })
+    /** Frames held, in order, while a submit is in flight and a frame names a prompt not yet known. */
+    const held: Array<[RawData, boolean]> = []
+    const deliver = (data: RawData, isBinary: boolean): void => {
+      if (socket.readyState !== WebSocket.OPEN) return
+      if (isBinary) {
+        socket.send(data, { binary: true })
+        return
+      }
+      const text = data.toString()
+      let frame: { type?: string, data?: Record<string, unknown> } | undefined
+      try { frame = JSON.parse(text) } catch { frame = undefined }
+      if (!sidRewritten && frame?.type === 'status' && typeof frame.data?.sid === 'string') {
+        sidRewritten = true
+        frame.data.sid = clientId
+        socket.send(JSON.stringify(frame))
+        return
+      }
+      const promptId = promptIdOf(frame)
+      if (promptId !== undefined && submissions.ownedByAnother(promptId, clientId)) return
+      socket.send(text)
+    }
+    const release = (): void => {
+      for (const [data, isBinary] of held.splice(0)) deliver(data, isBinary)
+    }
+    const namesUnknownPrompt = (data: RawData, isBinary: boolean): boolean => {
+      const promptId = isBinary ? undefined : promptIdOf(safeParse(data))
+      return promptId !== undefined && !submissions.has(promptId)
+    }
+    upstream.on('message', (data: RawData, isBinary: boolean) => {
+      if (held.length === 0 && !(submissions.busy && namesUnknownPrompt(data, isBinary))) return deliver(data, isBinary)
+      if (held.length === 0) submissions.whenIdle(release)
+      held.push([data, isBinary])
+    })
+    upstream.on('unexpected-response', (_req, res) => {
+      log.warn({ status: res.statusCode }, 'Comfy Cloud refused the WebSocket')
+      res.resume()
+      const reason = res.statusCode === 401 || res.statusCode === 403
+        ? 'Comfy Cloud rejected the proxy\'s API key'
+        : `Comfy Cloud refused the WebSocket (${res.statusCode ?? 'no status'})`
+      socket.close(res.statusCode === 401 || res.statusCode === 403 ? POLICY_VIOLATION : TRY_AGAIN_LATER, reason)
+      upstream.terminate()
+    })
+    upstream.on('error', (err) => {
+      log.warn({ code: (err as NodeJS.ErrnoException).code ?? err.name }, 'Comfy Cloud WebSocket failed')
+      if (socket.readyState === WebSocket.OPEN) socket.close(BAD_GATEWAY, 'Comfy Cloud connection failed')
+    })
+    upstream.on('close', (code, reason) => {
+      if (socket.readyState === WebSocket.OPEN) socket.close(clientCloseCode(code), reason.length > 0 ? reason.toString().slice(0, 120) : 'Comfy Cloud closed the connection')
+    })
+    socket.on('close', () => {
+      if (upstream.readyState === WebSocket.OPEN) upstream.close(1000)
+      else upstream.terminate()
+    })
+    socket.on('error', () => { upstream.terminate() })
+  })
+}
+
+export default wsRoutes

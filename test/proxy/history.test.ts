@@ -1,0 +1,271 @@
+import t from 'tap'
+import { defaultGraph, getJson, getRawPath, postJson, runJob, startStack, waitFor, type Stack } from '../helpers.js'
+import type { JobDetail } from '../../src/cloud/types.js'
+
+const BASE_TIME = 1763900000000
+
+function seedFinished (stack: Stack, count: number, account = stack.key): JobDetail[] {
+  const jobs: JobDetail[] = []
+  for (let i = 0; i < count; i++) {
+    const created = BASE_TIME + i * 1000
+    jobs.push(stack.simulator.app.simulator.seedJob(account, {
+      status: 'completed',
+      create_time: created,
+      update_time: created + 900,
+      execution_start_time: created + 100,
+      execution_end_time: created + 800,
+      outputs: { 9: { images: [{ filename: `f${i}.png`, subfolder: '', type: 'output' }] } },
+      workflow: { prompt: defaultGraph(i), extra_data: { client_id: 'seed' } }
+    }))
+  }
+  return jobs
+}
+
+t.test('/history holds only finished jobs, keyed by prompt id, oldest first', async t => {
+  const stack = await startStack(t)
+  const sim = stack.simulator.app.simulator
+  const finished = seedFinished(stack, 2)
+  const failed = sim.seedJob(stack.key, { status: 'failed', create_time: BASE_TIME + 5000 })
+  const cancelled = sim.seedJob(stack.key, { status: 'cancelled', create_time: BASE_TIME + 6000 })
+  sim.seedJob(stack.key, { status: 'pending', create_time: BASE_TIME + 7000 })
+  sim.seedJob(stack.key, { status: 'in_progress', create_time: BASE_TIME + 8000 })
+  for (const prefix of ['', '/api']) {
+    const { status, body, headers } = await getJson(`${stack.url}${prefix}/history`)
+    t.equal(status, 200)
+    t.match(headers.get('content-type'), /^application\/json/)
+    t.same(Object.keys(body), [finished[0].id, finished[1].id, failed.id, cancelled.id], `${prefix}/history`)
+  }
+})
+
+t.test('max_items and offset behave as in local ComfyUI for integer values', async t => {
+  const stack = await startStack(t)
+  const ids = seedFinished(stack, 5).map(job => job.id)
+  const cases: Array<[string, number[]]> = [
+    ['', [0, 1, 2, 3, 4]],
+    ['max_items=2', [3, 4]],
+    ['offset=1', [1, 2, 3, 4]],
+    ['max_items=2&offset=1', [1, 2]],
+    ['max_items=0', []],
+    ['max_items=10', [0, 1, 2, 3, 4]],
+    ['max_items=-1', []],
+    ['max_items=-1&offset=0', [0]],
+    ['max_items=-3&offset=2', [2]],
+    ['offset=-2', [0, 1, 2, 3, 4]],
+    ['offset=-2&max_items=1', [4]],
+    ['offset=5', []],
+    ['offset=100', []],
+    ['max_items=%203', [2, 3, 4]],
+    ['max_items=%2B3', [2, 3, 4]],
+    ['max_items=1_0', [0, 1, 2, 3, 4]],
+    ['max_items=2&max_items=3', [3, 4]],
+    ['max_items=2&offset=0', [0, 1]],
+    ['max_items=2&offset=2', [2, 3]],
+    ['clientId=abc&max_items=1', [4]]
+  ]
+  for (const [query, expected] of cases) {
+    const { status, body } = await getJson(`${stack.url}/history?${query}`)
+    t.equal(status, 200, query)
+    t.same(Object.keys(body), expected.map(i => ids[i]), query)
+  }
+})
+
+t.test('a non-integer max_items or offset is a 400 JSON error naming the parameter', async t => {
+  const stack = await startStack(t)
+  for (const [query, parameter] of [['max_items=abc', 'max_items'], ['max_items=1.5', 'max_items'], ['max_items=', 'max_items'], ['max_items=3abc', 'max_items'], ['offset=abc', 'offset'], ['offset=1e2', 'offset']]) {
+    const { status, body, headers } = await getJson(`${stack.url}/api/history?${query}`)
+    t.equal(status, 400, query)
+    t.match(headers.get('content-type'), /^application\/json/)
+    t.equal(body.error.type, 'invalid_query')
+    t.match(body.error.message, parameter)
+    t.equal(body.error.extra_info.parameter, parameter)
+  }
+})
+
+t.test('an entry is {prompt, outputs, status, meta} with a stable number and no auth keys in extra_data', async t => {
+  const stack = await startStack(t)
+  const { promptId } = await runJob(stack.url, {
+    prompt: defaultGraph(7),
+    client_id: 'client-a',
+    extra_data: { api_key_comfy_org: 'partner-key', auth_token_comfy_org: 'partner-token', extra_pnginfo: { workflow: { id: 'wf' } } }
+  })
+  const first = await getJson(`${stack.url}/history/${promptId}`)
+  const entry = first.body[promptId]
+  t.same(Object.keys(entry), ['prompt', 'outputs', 'status', 'meta'])
+  t.equal(entry.prompt.length, 5)
+  t.equal(entry.prompt[1], promptId)
+  t.same(entry.prompt[2], defaultGraph(7), 'the API graph')
+  t.notOk('api_key_comfy_org' in entry.prompt[3])
+  t.notOk('auth_token_comfy_org' in entry.prompt[3])
+  t.equal(entry.prompt[3].client_id, 'client-a')
+  t.same(entry.prompt[3].extra_pnginfo, { workflow: { id: 'wf' } })
+  t.same(entry.prompt[4], ['9'])
+  t.equal(entry.status.status_str, 'success')
+  t.equal(entry.status.completed, true)
+  t.same(entry.status.messages.map((m: [string]) => m[0]), ['execution_start', 'execution_cached', 'execution_success'])
+  t.ok(entry.status.messages.every((m: [string, { timestamp: number }]) => m[1].timestamp > 1e12), 'ms timestamps')
+  t.match(entry.outputs['9'].images[0], { subfolder: '', type: 'output' })
+  t.same(Object.keys(entry.meta), ['9'])
+  const job = stack.simulator.app.simulator.jobs(stack.key).find(j => j.id === promptId)!
+  t.equal(entry.prompt[0], job.create_time, 'number is the submission time')
+  const list = await getJson(`${stack.url}/history`)
+  t.same(list.body[promptId], entry, 'the same entry, number included, in the list')
+
+  const { promptId: second } = await runJob(stack.url)
+  const both = await getJson(`${stack.url}/history`)
+  t.ok(both.body[second].prompt[0] > both.body[promptId].prompt[0], 'number grows with submission time')
+})
+
+t.test('status is synthesized from the cloud job when execution_status is absent', async t => {
+  const stack = await startStack(t)
+  const sim = stack.simulator.app.simulator
+  const failed = sim.seedJob(stack.key, {
+    status: 'failed',
+    create_time: 1763900100,
+    update_time: 1763900105,
+    execution_start_time: 1763900101,
+    execution_end_time: 1763900104,
+    execution_error: { node_id: '3', node_type: 'KSampler', exception_message: 'out of memory', exception_type: 'OOMError', traceback: [], current_inputs: {}, current_outputs: {} }
+  })
+  const cancelled = sim.seedJob(stack.key, { status: 'cancelled', create_time: BASE_TIME, update_time: BASE_TIME + 10, execution_start_time: BASE_TIME + 1, execution_end_time: BASE_TIME + 5 })
+  const completed = sim.seedJob(stack.key, { status: 'completed', create_time: BASE_TIME + 20, update_time: BASE_TIME + 30, execution_start_time: BASE_TIME + 21, execution_end_time: BASE_TIME + 29 })
+  for (const job of [failed, cancelled, completed]) {
+    delete (job as Partial<JobDetail>).execution_status
+  }
+
+  const failedEntry = (await getJson(`${stack.url}/history/${failed.id}`)).body[failed.id]
+  t.equal(failedEntry.prompt[0], 1763900100000, 'seconds normalised to ms')
+  t.same(failedEntry.status.messages[0], ['execution_start', { prompt_id: failed.id, timestamp: 1763900101000 }])
+  t.equal(failedEntry.status.status_str, 'error')
+  t.same(failedEntry.status.messages[1][0], 'execution_error')
+  t.match(failedEntry.status.messages[1][1], { prompt_id: failed.id, node_id: '3', node_type: 'KSampler', exception_message: 'out of memory', exception_type: 'OOMError', timestamp: 1763900104000 })
+
+  const cancelledEntry = (await getJson(`${stack.url}/history/${cancelled.id}`)).body[cancelled.id]
+  t.equal(cancelledEntry.status.status_str, 'error')
+  t.equal(cancelledEntry.status.messages.at(-1)[0], 'execution_interrupted')
+
+  const completedEntry = (await getJson(`${stack.url}/history/${completed.id}`)).body[completed.id]
+  t.same(completedEntry.status, {
+    status_str: 'success',
+    completed: true,
+    messages: [['execution_start', { prompt_id: completed.id, timestamp: BASE_TIME + 21 }], ['execution_success', { prompt_id: completed.id, timestamp: BASE_TIME + 29 }]]
+  })
+})
+
+t.test('a failed run keeps the cloud execution_status verbatim', async t => {
+  const stack = await startStack(t)
+  const { promptId, entry } = await runJob(stack.url, { prompt: defaultGraph(), extra_data: { simulator: { outcome: 'fail', node: '3' } } })
+  const job = stack.simulator.app.simulator.jobs(stack.key).find(j => j.id === promptId)!
+  t.equal(job.status, 'failed')
+  t.same(entry.status, job.execution_status)
+  t.equal(entry.status.messages.at(-1)[0], 'execution_error')
+})
+
+t.test('/history/{id} answers 200 {} for pending, running, unknown, deleted and foreign ids', async t => {
+  const stack = await startStack(t)
+  const sim = stack.simulator.app.simulator
+  const pending = sim.seedJob(stack.key, { status: 'pending' })
+  const running = sim.seedJob(stack.key, { status: 'in_progress' })
+  const foreign = seedFinished(stack, 1, stack.otherKey)[0]
+  const [deleted] = seedFinished(stack, 1)
+  t.equal(Object.keys((await getJson(`${stack.url}/history/${deleted.id}`)).body).length, 1, 'visible before the delete')
+  t.equal((await postJson(`${stack.url}/history`, { delete: [deleted.id] })).status, 200)
+  for (const id of [pending.id, running.id, foreign.id, deleted.id, '00000000-0000-4000-8000-000000000000', 'not-a-uuid', 'a b', '%25', '..']) {
+    for (const prefix of ['', '/api']) {
+      const { status, text } = await getRawPath(stack.url, `${prefix}/history/${encodeURIComponent(id)}`)
+      t.equal(status, 200, id)
+      t.equal(text, '{}', `${prefix}/history/${id}`)
+    }
+  }
+})
+
+t.test('a job appears in /history/{id} only once it is finished', async t => {
+  const stack = await startStack(t, {}, { stepMs: 20 })
+  const submitted = await postJson(`${stack.url}/prompt`, { prompt: defaultGraph(1, 64, 64, 10) })
+  const promptId = submitted.body.prompt_id
+  const seen: string[] = []
+  await waitFor(async () => {
+    const { body } = await getJson(`${stack.url}/history/${promptId}`)
+    const job = stack.simulator.app.simulator.jobs(stack.key).find(j => j.id === promptId)!
+    seen.push(body[promptId] === undefined ? 'empty' : 'entry')
+    if (body[promptId] !== undefined) {
+      t.equal(job.status, 'completed', 'an entry only for a finished job')
+      return true
+    }
+    t.not(job.status, 'completed', 'no entry could only mean not finished yet')
+    return undefined
+  }, 15_000)
+  t.equal(seen[0], 'empty', 'polled while it ran')
+})
+
+t.test('POST /history forwards only clear/delete, answers 200 with an empty body, and no later answer shows a deleted entry', async t => {
+  const stack = await startStack(t, { listTtlMs: 60_000 })
+  const jobs = seedFinished(stack, 3)
+  // Warm every cache: the list, and each entry.
+  t.equal(Object.keys((await getJson(`${stack.url}/history`)).body).length, 3)
+  for (const job of jobs) t.ok((await getJson(`${stack.url}/history/${job.id}`)).body[job.id])
+
+  const response = await fetch(`${stack.url}/history`, { method: 'POST', body: JSON.stringify({ delete: [jobs[0].id], foo: 'dropped' }), headers: { 'content-type': 'text/plain' } })
+  t.equal(response.status, 200)
+  t.equal(await response.text(), '')
+  t.equal(response.headers.get('content-length'), '0')
+  t.same((await getJson(`${stack.url}/history/${jobs[0].id}`)).body, {}, 'deleted entry gone from /history/{id}')
+  t.same(Object.keys((await getJson(`${stack.url}/history`)).body), [jobs[1].id, jobs[2].id], 'and from /history')
+
+  t.equal((await postJson(`${stack.url}/api/history`, { clear: true })).status, 200)
+  t.same((await getJson(`${stack.url}/history`)).body, {})
+  t.same((await getJson(`${stack.url}/history/${jobs[2].id}`)).body, {})
+})
+
+t.test('POST /history with bad bodies gets a JSON 400, never a crash; no-op bodies a 200', async t => {
+  const stack = await startStack(t)
+  for (const body of ['{"delete": null}', '{"delete": "abc"}', 'not json', '"text"']) {
+    const { status, body: answer } = await postJson(`${stack.url}/history`, body)
+    t.equal(status, 400, body)
+    t.type(answer.error.message, 'string')
+  }
+  for (const body of ['', '[]', '{}', '{"clear": false}', '{"delete": []}']) {
+    const response = await fetch(`${stack.url}/history`, { method: 'POST', body })
+    t.equal(response.status, 200, JSON.stringify(body))
+    t.equal(await response.text(), '')
+  }
+})
+
+t.test('HISTORY_SOURCE=history_v2 serves the same routes from /api/history_v2', async t => {
+  const stack = await startStack(t, { historySource: 'history_v2' })
+  const a = await runJob(stack.url)
+  const b = await runJob(stack.url, { prompt: defaultGraph(9), client_id: 'c' })
+  const list = await getJson(`${stack.url}/history`)
+  t.same(Object.keys(list.body), [a.promptId, b.promptId])
+  const fromList = list.body[b.promptId]
+  t.same(Object.keys(fromList), ['prompt', 'outputs', 'status', 'meta'])
+  t.same(fromList.prompt[2], {}, 'the list has no API graph')
+  t.equal(fromList.prompt[3].client_id, 'c')
+  t.same(Object.keys((await getJson(`${stack.url}/history?max_items=1`)).body), [b.promptId])
+  t.same(Object.keys((await getJson(`${stack.url}/history?offset=1`)).body), [b.promptId])
+  t.same(Object.keys((await getJson(`${stack.url}/history?max_items=1&offset=0`)).body), [a.promptId])
+  const detail = (await getJson(`${stack.url}/history/${b.promptId}`)).body[b.promptId]
+  t.same(detail.prompt[2], defaultGraph(9), 'the detail has the graph')
+  t.same(detail.outputs, fromList.outputs)
+  const pending = stack.simulator.app.simulator.seedJob(stack.key, { status: 'pending' })
+  t.same((await getJson(`${stack.url}/history/${pending.id}`)).body, {})
+  t.ok(stack.simulator.app.simulator.requests.some(r => r.url.startsWith('/api/history_v2')), 'asked history_v2')
+  t.notOk(stack.simulator.app.simulator.requests.some(r => r.url.startsWith('/api/jobs')), 'never asked /api/jobs')
+})
+
+t.test('a cloud payload that fails its schema is a 502 naming the field, never a half-mapped answer', async t => {
+  const stack = await startStack(t)
+  const [job] = seedFinished(stack, 1)
+  stack.simulator.app.simulator.faults.set('GET /api/jobs/:job_id', { drift: { rename: { status: 'state' } } })
+  const detail = await getJson(`${stack.url}/history/${job.id}`)
+  t.equal(detail.status, 502)
+  t.equal(detail.body.error.type, 'cloud_schema_mismatch')
+  t.match(detail.body.error.message, /status/)
+  t.equal(detail.body.error.extra_info.field, 'status')
+
+  stack.simulator.app.simulator.faults.clear()
+  stack.simulator.app.simulator.faults.set('GET /api/jobs', { drift: { remove: ['pagination'] } })
+  const list = await getJson(`${stack.url}/history?max_items=5`)
+  t.equal(list.status, 502)
+  t.match(list.body.error.message, /pagination/)
+  t.equal(stack.logs.filter(line => line.includes('cloud payload failed its schema')).length >= 1, true, 'logged with the path')
+})
