@@ -1,13 +1,13 @@
 /**
  * What the proxy remembers between requests, per replica (design §5: nothing that must be shared).
- * - finished history entries, which never change, in a bounded LRU (by entries and by bytes);
+ * - finished history entries, which never change, as their JSON text in a bounded LRU (by entries
+ *   and by bytes): serving one is a string copy, and text takes far less memory than objects;
  * - identical concurrent cloud reads coalesced into one call, whose answer other pollers reuse
  *   for a short window (listTtlMs).
  * Every change made through the proxy bumps a generation, so a read that started before a
  * delete can neither be reused nor written into the cache after it.
  */
 import { LRUCache } from 'lru-cache'
-import type { LocalHistoryEntry } from './compat/history.js'
 
 export interface CacheOptions {
   maxEntries: number
@@ -19,7 +19,7 @@ export interface CacheOptions {
 interface Shared { value: Promise<unknown>, generation: number, expires: number }
 
 export class ProxyCache {
-  private readonly entries: LRUCache<string, LocalHistoryEntry> | undefined
+  private readonly entries: LRUCache<string, string> | undefined
   private readonly reads = new Map<string, Shared>()
   private readonly listTtlMs: number
   private generationCounter = 0
@@ -32,7 +32,7 @@ export class ProxyCache {
       this.entries = new LRUCache({
         max: options.maxEntries,
         maxSize: options.maxBytes,
-        sizeCalculation: (entry: LocalHistoryEntry) => Math.max(JSON.stringify(entry).length, 1),
+        sizeCalculation: (json: string) => Math.max(json.length, 1),
         ttl: options.ttlMs > 0 ? options.ttlMs : undefined
       })
     }
@@ -42,16 +42,16 @@ export class ProxyCache {
     return this.generationCounter
   }
 
-  getEntry (id: string): LocalHistoryEntry | undefined {
+  getEntry (id: string): string | undefined {
     const entry = this.entries?.get(id)
     if (entry === undefined) this.misses++
     else this.hits++
     return entry
   }
 
-  /** Stores a finished entry unless something changed since the read began. */
-  setEntry (id: string, entry: LocalHistoryEntry, readGeneration: number): void {
-    if (readGeneration === this.generationCounter) this.entries?.set(id, entry)
+  /** Stores a finished entry's JSON unless something changed since the read began. */
+  setEntry (id: string, json: string, readGeneration: number): void {
+    if (readGeneration === this.generationCounter) this.entries?.set(id, json)
   }
 
   deleteEntries (ids: Iterable<string>): void {

@@ -12,7 +12,13 @@ import { firstValue, historyWindow, parsePythonInt } from '../compat/params.js'
 import { badRequest } from '../errors.js'
 import { INVALID_JSON } from '../body.js'
 
-type LocalHistory = Record<string, LocalHistoryEntry>
+/** [prompt_id, JSON text of its entry], oldest first: what a local history answer is made of. */
+type EntryJson = [string, string]
+
+/** `{"<id>": <entry>, …}` in the given order, from already serialised entries. */
+function historyJson (entries: EntryJson[]): string {
+  return `{${entries.map(([id, json]) => `${JSON.stringify(id)}:${json}`).join(',')}}`
+}
 
 const FINISHED_STATUSES = 'completed,failed,cancelled'
 const CLOUD_PAGE = 1000
@@ -55,8 +61,8 @@ async function finishedJobTotal (fastify: FastifyInstance): Promise<number> {
   return page.pagination.total
 }
 
-/** One finished job as a local entry: from the cache, else GET /api/jobs/{id}. undefined when absent, unfinished or not ours. */
-async function jobEntry (fastify: FastifyInstance, id: string): Promise<LocalHistoryEntry | undefined> {
+/** One finished job as local entry JSON: from the cache, else GET /api/jobs/{id}. undefined when absent, unfinished or not ours. */
+async function jobEntry (fastify: FastifyInstance, id: string): Promise<string | undefined> {
   const cached = fastify.cache.getEntry(id)
   if (cached !== undefined) return cached
   const generation = fastify.cache.generation
@@ -74,8 +80,9 @@ async function jobEntry (fastify: FastifyInstance, id: string): Promise<LocalHis
   }
   const entry = historyEntryFromJob(response.body as JobDetail)
   if (entry === null) return undefined
-  fastify.cache.setEntry(id, entry, generation)
-  return entry
+  const json = JSON.stringify(entry)
+  fastify.cache.setEntry(id, json, generation)
+  return json
 }
 
 async function mapLimit<T, R> (items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
@@ -91,7 +98,7 @@ async function mapLimit<T, R> (items: T[], limit: number, fn: (item: T) => Promi
   return results
 }
 
-async function historyFromJobs (fastify: FastifyInstance, maxItems: number | undefined, offset: number | undefined): Promise<LocalHistory> {
+async function historyFromJobs (fastify: FastifyInstance, maxItems: number | undefined, offset: number | undefined): Promise<EntryJson[]> {
   const cap = fastify.config.historyMaxEntries
   let newestFirst: string[]
   if (maxItems !== undefined && (offset === undefined || offset < 0)) {
@@ -106,18 +113,18 @@ async function historyFromJobs (fastify: FastifyInstance, maxItems: number | und
     newestFirst = count > 0 ? await newestFinishedJobIds(fastify, total - start - count, count) : []
   }
   const entries = await mapLimit(newestFirst, DETAIL_CONCURRENCY, async id => await jobEntry(fastify, id))
-  const history: LocalHistory = {}
+  const history: EntryJson[] = []
   for (let i = newestFirst.length - 1; i >= 0; i--) {
     const entry = entries[i]
-    if (entry !== undefined) history[newestFirst[i]] = entry
+    if (entry !== undefined) history.push([newestFirst[i], entry])
   }
   return history
 }
 
-async function historyFromHistoryV2 (fastify: FastifyInstance, maxItems: number | undefined, offset: number | undefined): Promise<LocalHistory> {
+async function historyFromHistoryV2 (fastify: FastifyInstance, maxItems: number | undefined, offset: number | undefined): Promise<EntryJson[]> {
   const cap = fastify.config.historyMaxEntries
   const newestOnly = maxItems !== undefined && (offset === undefined || offset < 0)
-  if (newestOnly && maxItems <= 0) return {}
+  if (newestOnly && maxItems <= 0) return []
   // history_v2 has no total: take the newest max_items, or everything up to the cap and slice locally.
   const fetchCount = newestOnly ? Math.min(maxItems, cap) : cap
   const body = await fastify.cache.shared(`history_v2:${fetchCount}`, async () => (await fastify.cloud.call<{ history: HistoryV2Entry[] }>({
@@ -132,10 +139,10 @@ async function historyFromHistoryV2 (fastify: FastifyInstance, maxItems: number 
     if (entry !== null) oldestFirst.push([body.history[i].prompt_id, entry])
   }
   const { start, count } = newestOnly ? { start: 0, count: oldestFirst.length } : historyWindow(maxItems, offset, oldestFirst.length)
-  return Object.fromEntries(oldestFirst.slice(start, start + count))
+  return oldestFirst.slice(start, start + count).map(([id, entry]) => [id, JSON.stringify(entry)])
 }
 
-async function historyV2Entry (fastify: FastifyInstance, id: string): Promise<LocalHistoryEntry | undefined> {
+async function historyV2Entry (fastify: FastifyInstance, id: string): Promise<string | undefined> {
   const response = await fastify.cache.shared(`history_v2:${id}`, async () => await fastify.cloud.call<Json>({
     method: 'GET',
     path: `/api/history_v2/${cloudPathSegment(id)}`,
@@ -145,7 +152,8 @@ async function historyV2Entry (fastify: FastifyInstance, id: string): Promise<Lo
   }), 0)
   if (response.status !== 200) return undefined
   const detail = unwrapHistoryV2Detail(id, response.body)
-  return detail === undefined ? undefined : historyEntryFromHistoryV2Detail(id, detail) ?? undefined
+  const entry = detail === undefined ? null : historyEntryFromHistoryV2Detail(id, detail)
+  return entry === null ? undefined : JSON.stringify(entry)
 }
 
 function deleteList (value: unknown): string[] {
@@ -154,13 +162,14 @@ function deleteList (value: unknown): string[] {
 }
 
 const historyRoutes: FastifyPluginAsync = async (fastify) => {
-  fastify.get('/history', async (request) => {
+  fastify.get('/history', async (request, reply) => {
     const query = request.query as Record<string, unknown>
     const maxItems = integerParam(query, 'max_items')
     const offset = integerParam(query, 'offset')
-    return fastify.config.historySource === 'history_v2'
+    const entries = fastify.config.historySource === 'history_v2'
       ? await historyFromHistoryV2(fastify, maxItems, offset)
       : await historyFromJobs(fastify, maxItems, offset)
+    return await reply.type('application/json; charset=utf-8').send(historyJson(entries))
   })
 
   fastify.get<{ Params: { id: string } }>('/history/:id', async (request, reply) => {
@@ -168,7 +177,7 @@ const historyRoutes: FastifyPluginAsync = async (fastify) => {
     if (id === '') return await reply.code(404).send({ error: { type: 'not_found', message: 'Not Found', details: '', extra_info: {} } })
     const entry = fastify.config.historySource === 'history_v2' ? await historyV2Entry(fastify, id) : await jobEntry(fastify, id)
     // Pending, running, unknown, deleted and foreign ids all answer {} (contract §3): clients poll until the id appears.
-    return entry === undefined ? {} : { [id]: entry }
+    return await reply.type('application/json; charset=utf-8').send(historyJson(entry === undefined ? [] : [[id, entry]]))
   })
 
   fastify.post('/history', async (request, reply) => {
