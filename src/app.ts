@@ -3,29 +3,32 @@
  * ComfyUI's lenient JSON bodies, each under both `/route` and `/api/route` (contract §7), and
  * one error handler that turns every failure into a JSON answer without a stack trace.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyPluginAsync } from 'fastify'
-import { pino, type DestinationStream } from 'pino'
 import { randomUUID } from 'node:crypto'
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyPluginAsync } from 'fastify'
+import cors from '@fastify/cors'
+import websocket from '@fastify/websocket'
+import { pino, type DestinationStream } from 'pino'
 import type { Config } from './config.js'
 import { CloudClient } from './cloud/client.js'
+import { CircuitBreaker } from './cloud/breaker.js'
 import { ProxyCache } from './cache.js'
+import { Submissions } from './submissions.js'
+import { Metrics } from './metrics.js'
 import { ProxyError } from './errors.js'
 import { loggerOptions } from './logger.js'
+import { requireToken } from './auth.js'
 import { lenientJsonBodies } from './body.js'
+import healthRoutes from './routes/health.js'
 import historyRoutes from './routes/history.js'
 import promptRoutes from './routes/prompt.js'
-import healthRoutes from './routes/health.js'
 import queueRoutes from './routes/queue.js'
 import viewRoutes from './routes/view.js'
-import wsRoutes from './routes/ws.js'
 import objectInfoRoutes from './routes/object-info.js'
+import wsRoutes from './routes/ws.js'
 import passthroughRoutes from './routes/passthrough.js'
-import websocket from '@fastify/websocket'
-import { Submissions } from './submissions.js'
-import cors from '@fastify/cors'
-import { CircuitBreaker } from './cloud/breaker.js'
-import { Metrics } from './metrics.js'
-import { requireToken } from './auth.js'
+
+/** Error types for Fastify's own 4xx errors (body too large, bad content, …). */
+const CLIENT_ERROR_TYPES: Record<number, string> = { 404: 'not_found', 405: 'method_not_allowed', 413: 'body_too_large', 415: 'unsupported_media_type' }
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -69,7 +72,6 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
   })
   const metrics = new Metrics()
   app.decorate('metrics', metrics)
-
   app.decorate('config', config)
   app.decorate('cloud', new CloudClient({
     baseUrl: config.cloudUrl,
@@ -103,7 +105,7 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     if (error instanceof ProxyError) {
       failure = error
     } else if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-      failure = new ProxyError(error.statusCode, error.code === undefined ? 'bad_request' : error.code.toLowerCase(), error.message)
+      failure = new ProxyError(error.statusCode, CLIENT_ERROR_TYPES[error.statusCode] ?? 'bad_request', error.message)
     } else {
       request.log.error({ err: error }, 'unexpected error')
       failure = new ProxyError(500, 'internal_error', 'The proxy failed to handle this request')
