@@ -73,8 +73,9 @@ const passthroughRoutes: FastifyPluginAsync = async (fastify) => {
         rewriteRequestHeaders,
         onError: replyFromError,
         // Reads may be retried once after a dropped socket; a write never is.
-        retryDelay: ({ req, err, attempt }: { req: { method?: string }, err?: Error, attempt: number }) =>
-          err !== undefined && attempt < 1 && IDEMPOTENT.has(req.method ?? '') ? 50 : null
+        // reply-from asks after every answer, with err null on success.
+        retryDelay: ({ req, err, attempt }: { req: { method?: string }, err?: Error | null, attempt: number }) =>
+          err instanceof Error && attempt < 1 && IDEMPOTENT.has(req.method ?? '') ? 50 : null
       }
     })
   }

@@ -21,6 +21,28 @@ t.test('untranslated routes pass through to /api/<route> with the server key and
   t.ok((await getJson(`${stack.url}/object_info`)).body.KSampler, 'the node set')
 })
 
+t.test('regression: a passed-through request reaches the cloud once (a success was retried)', async t => {
+  const stack = await startStack(t)
+  const sim = stack.simulator.app.simulator
+  for (let i = 0; i < 3; i++) t.equal((await getJson(`${stack.url}/system_stats`)).status, 200)
+  t.equal(sim.requests.filter(r => r.url === '/api/system_stats').length, 3)
+})
+
+t.test('a passed-through read is retried once after a dropped connection; a write never is', async t => {
+  const stack = await startStack(t)
+  const sim = stack.simulator.app.simulator
+  sim.faults.set('GET /api/system_stats', { reset: true, times: 1 })
+  t.equal((await getJson(`${stack.url}/system_stats`)).status, 200)
+  t.equal(sim.requests.filter(r => r.url === '/api/system_stats').length, 2)
+  sim.faults.set('POST /api/upload/image', { reset: true, times: 1 })
+  const form = new FormData()
+  form.append('image', new Blob([Buffer.from('x')], { type: 'image/png' }), 'x.png')
+  const failed = await getJson(`${stack.url}/upload/image`, { method: 'POST', body: form })
+  t.equal(failed.status, 502)
+  t.equal(failed.body.error.type, 'cloud_connection_failed')
+  t.equal(sim.requests.filter(r => r.url === '/api/upload/image').length, 1)
+})
+
 t.test('/object_info/{class} answers the class, or {} when unknown, like local', async t => {
   const stack = await startStack(t)
   const known = await getJson(`${stack.url}/object_info/KSampler`)
