@@ -4,7 +4,8 @@
  * one error handler that turns every failure into a JSON answer without a stack trace.
  */
 import { randomUUID } from 'node:crypto'
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyPluginAsync } from 'fastify'
+import type { Socket } from 'node:net'
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify'
 import cors from '@fastify/cors'
 import websocket from '@fastify/websocket'
 import { pino, type DestinationStream } from 'pino'
@@ -26,6 +27,17 @@ import viewRoutes from './routes/view.js'
 import objectInfoRoutes from './routes/object-info.js'
 import wsRoutes from './routes/ws.js'
 import passthroughRoutes from './routes/passthrough.js'
+
+/** Requests Node's HTTP parser refuses (garbage request lines, bad framing, huge headers), answered in the local envelope too. */
+function answerMalformedHttp (error: NodeJS.ErrnoException, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  const [status, reason] = error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : [400, 'Bad Request']
+  const body = JSON.stringify({ error: { type: 'bad_request', message: 'Malformed HTTP request', details: '', extra_info: {} } })
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+}
 
 /** Error types for Fastify's own 4xx errors (body too large, bad content, …). */
 const CLIENT_ERROR_TYPES: Record<number, string> = { 404: 'not_found', 405: 'method_not_allowed', 413: 'body_too_large', 415: 'unsupported_media_type' }
@@ -68,7 +80,24 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     bodyLimit: config.bodyLimit,
-    return503OnClosing: true
+    return503OnClosing: true,
+    // Ids longer than the router's default 100 characters must still reach /history/:id (local answers {}).
+    routerOptions: { maxParamLength: 16_384 },
+    // Local ComfyUI (aiohttp) accepts HTTP/1.1 without Host; Node would answer a bare 400.
+    http: { requireHostHeader: false },
+    // A path that cannot be decoded: the local envelope rather than Fastify's own body.
+    frameworkErrors: (error: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
+      void reply.code(400).send({ error: { type: 'bad_request', message: error.message, details: '', extra_info: {} } })
+    },
+    clientErrorHandler: answerMalformedHttp
+  })
+  app.addHook('onRequest', async (request, reply) => {
+    // Node hands any Upgrade request to the WebSocket server, which would refuse a non-WebSocket one in text/html.
+    const upgrade = request.headers.upgrade
+    if (upgrade === undefined || upgrade.toLowerCase() === 'websocket') return
+    reply.header('connection', 'close')
+    reply.raw.once('finish', () => { request.raw.socket?.destroy() })
+    return await reply.code(400).send({ error: { type: 'bad_request', message: `Unsupported Upgrade: ${upgrade.slice(0, 40)}`, details: '', extra_info: {} } })
   })
   const metrics = new Metrics()
   app.decorate('metrics', metrics)
@@ -99,6 +128,16 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     void app.register(cors, { origin: config.corsOrigin === '*' ? true : config.corsOrigin.split(',').map(origin => origin.trim()), credentials: false })
   }
   app.addHook('onClose', async () => { await app.cloud.close() })
+  // close() waits for open connections: once closing, every answer ends its keep-alive connection, or an
+  // idle one would hold shutdown up for the keep-alive timeout, longer than SHUTDOWN_TIMEOUT_MS.
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+    app.server.closeIdleConnections()
+  })
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close')
+  })
 
   app.setErrorHandler((error: FastifyError | ProxyError, request, reply) => {
     let failure: ProxyError

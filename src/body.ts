@@ -7,7 +7,15 @@ import type { FastifyInstance } from 'fastify'
 
 export const INVALID_JSON = Symbol('invalid JSON body')
 
+/** type/subtype with optional parameters: what Fastify's content-type parsing accepts. */
+const MEDIA_TYPE = /^[\w!#$&^.+-]+\/[\w!#$&^.+-]+\s*(;.*)?$/
+
 export function lenientJsonBodies (fastify: FastifyInstance): void {
+  // A Content-Type Fastify cannot even parse ('', 'a/b/c;;', 'application/json, text/plain') would be a 415 before any parser runs.
+  fastify.addHook('onRequest', async (request) => {
+    const type = request.headers['content-type']
+    if (type !== undefined && !MEDIA_TYPE.test(type)) request.headers['content-type'] = 'text/plain'
+  })
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
     const text = (body as string).trim()

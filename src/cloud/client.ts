@@ -148,7 +148,12 @@ export class CloudClient {
     const headers: Record<string, string> = { ...this.authHeaders(), accept: 'application/json' }
     let body: string | undefined
     if (call.body !== undefined) {
-      body = JSON.stringify(call.body)
+      try {
+        body = JSON.stringify(call.body)
+      } catch {
+        // JSON.stringify recurses: a body nested a few thousand levels deep overflows the stack.
+        throw new ProxyError(400, 'invalid_request', 'The request body is nested too deeply to forward')
+      }
       headers['content-type'] = 'application/json'
     }
     let status: number

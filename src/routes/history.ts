@@ -71,10 +71,10 @@ async function jobEntry (fastify: FastifyInstance, id: string): Promise<string |
     path: `/api/jobs/${cloudPathSegment(id)}`,
     route: '/api/jobs/:id',
     schema: 'JobDetailResponse',
-    accept: [400, 403, 404]
+    accept: [400, 403, 404, 414]
   }), 0)
   if (response.status !== 200) {
-    // 404: deleted elsewhere; 403/400: another account's or a malformed id. All read as "not in history" (contract §3).
+    // 404: deleted elsewhere; 403/400/414: another account's or a malformed id. All read as "not in history" (contract §3).
     if (response.status === 404) fastify.cache.deleteEntries([id])
     return undefined
   }
@@ -148,7 +148,7 @@ async function historyV2Entry (fastify: FastifyInstance, id: string): Promise<st
     path: `/api/history_v2/${cloudPathSegment(id)}`,
     route: '/api/history_v2/:id',
     schema: 'HistoryDetailResponse',
-    accept: [400, 403, 404]
+    accept: [400, 403, 404, 414]
   }), 0)
   if (response.status !== 200) return undefined
   const detail = unwrapHistoryV2Detail(id, response.body)

@@ -8,6 +8,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import httpProxy from '@fastify/http-proxy'
 import type { IncomingHttpHeaders } from 'node:http'
 import { ProxyError } from '../errors.js'
+import { upstreamStatusError } from '../cloud/client.js'
 import { withoutToken } from '../auth.js'
 
 /** Credentials a local client may send that must never reach the cloud (notes §1.2). */
@@ -38,6 +39,26 @@ function replyFromError (reply: ErrorReply, { error }: { error: Error & { status
       : new ProxyError(502, 'cloud_connection_failed', 'The connection to Comfy Cloud failed')
   reply.log.warn({ code: error.code }, failure.message)
   void reply.code(failure.statusCode).send({ error: failure.toLocal() })
+}
+
+interface UpstreamAnswer { statusCode: number, stream: NodeJS.ReadableStream }
+interface RelayReply {
+  send: (payload: unknown) => unknown
+  removeHeader: (name: string) => unknown
+  code: (status: number) => RelayReply
+  type: (contentType: string) => RelayReply
+}
+
+/** Cloud 4xx answers pass as they are; a cloud 5xx becomes the local envelope (502/503/504), as on the translated routes. */
+function relayOrWrap5xx (_request: unknown, reply: RelayReply, upstream: UpstreamAnswer): void {
+  if (upstream.statusCode < 500) {
+    void reply.send(upstream.stream)
+    return
+  }
+  upstream.stream.resume()
+  const failure = upstreamStatusError({ method: 'GET', path: '(passed through)' }, { status: upstream.statusCode, headers: {}, body: '' })
+  for (const name of ['content-length', 'content-encoding', 'transfer-encoding', 'etag']) reply.removeHeader(name)
+  void reply.code(failure.statusCode).type('application/json; charset=utf-8').send({ error: failure.toLocal() })
 }
 
 const passthroughRoutes: FastifyPluginAsync = async (fastify) => {
@@ -72,6 +93,7 @@ const passthroughRoutes: FastifyPluginAsync = async (fastify) => {
         },
         rewriteRequestHeaders,
         onError: replyFromError,
+        onResponse: relayOrWrap5xx,
         // Reads may be retried once after a dropped socket; a write never is.
         // reply-from asks after every answer, with err null on success.
         retryDelay: ({ req, err, attempt }: { req: { method?: string }, err?: Error | null, attempt: number }) =>

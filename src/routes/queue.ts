@@ -12,7 +12,7 @@ import { badRequest } from '../errors.js'
 
 async function jobStatus (fastify: FastifyInstance, id: string): Promise<string | undefined> {
   const response = await fastify.cloud.call<JobDetail>({
-    method: 'GET', path: `/api/jobs/${cloudPathSegment(id)}`, route: '/api/jobs/:id', schema: 'JobDetailResponse', accept: [400, 403, 404]
+    method: 'GET', path: `/api/jobs/${cloudPathSegment(id)}`, route: '/api/jobs/:id', schema: 'JobDetailResponse', accept: [400, 403, 404, 414]
   })
   return response.status === 200 ? response.body.status : undefined
 }

@@ -6,13 +6,31 @@
  * prompt's events only to its submitter while the cloud sends them to every socket (contract §9).
  */
 import { randomUUID } from 'node:crypto'
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import WebSocket, { type RawData } from 'ws'
 
 /** RFC 6455 registry: 1014 "Bad Gateway", the upstream server failed. */
 const BAD_GATEWAY = 1014
 const TRY_AGAIN_LATER = 1013
 const POLICY_VIOLATION = 1008
+
+const MESSAGE_TOO_BIG = 1009
+/** What a client may send before the cloud socket is open; held in memory until then. */
+const EARLY_LIMIT = 1024 * 1024
+
+function rawLength (data: RawData): number {
+  return Array.isArray(data) ? data.reduce((sum, part) => sum + part.length, 0) : data.byteLength
+}
+
+function validHandshake (headers: FastifyRequest['headers']): boolean {
+  const key = headers['sec-websocket-key']
+  const version = headers['sec-websocket-version']
+  return typeof key === 'string' && /^[+/0-9A-Za-z]{22}==$/.test(key) && (version === '13' || version === '8')
+}
+
+function badRequest (message: string): { error: { type: string, message: string, details: string, extra_info: Record<string, never> } } {
+  return { error: { type: 'bad_request', message, details: '', extra_info: {} } }
+}
 
 function clientCloseCode (code: number): number {
   return code >= 1000 && code <= 1014 && ![1004, 1005, 1006].includes(code) ? code : BAD_GATEWAY
@@ -32,7 +50,22 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
   const upstreamBase = new URL('/ws', cloud.origin)
   upstreamBase.protocol = upstreamBase.protocol === 'https:' ? 'wss:' : 'ws:'
 
-  fastify.get('/ws', { websocket: true }, (socket, request) => {
+  fastify.route({
+    method: 'GET',
+    url: '/ws',
+    // A plain GET: the local envelope rather than an empty 404.
+    handler: async (_request, reply) => await reply.code(400).send(badRequest('This route needs a WebSocket upgrade')),
+    // A handshake the ws library would refuse with a text/html 400: refused here, in the envelope.
+    preHandler: async (request, reply) => {
+      if (request.headers.upgrade === undefined || validHandshake(request.headers)) return
+      reply.header('connection', 'close')
+      reply.raw.once('finish', () => { request.raw.socket?.destroy() })
+      return await reply.code(400).send(badRequest('Invalid WebSocket handshake'))
+    },
+    wsHandler: relay
+  })
+
+  function relay (socket: WebSocket, request: FastifyRequest): void {
     const query = request.query as Record<string, unknown>
     const clientId = typeof query.clientId === 'string' && query.clientId !== '' ? query.clientId : randomUUID().replace(/-/g, '')
     const url = new URL(upstreamBase)
@@ -43,9 +76,19 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
     const early: Array<[RawData, boolean]> = []
     let sidRewritten = false
 
+    let earlyBytes = 0
     socket.on('message', (data: RawData, isBinary: boolean) => {
-      if (upstream.readyState === WebSocket.OPEN) upstream.send(data, { binary: isBinary })
-      else if (upstream.readyState === WebSocket.CONNECTING) early.push([data, isBinary])
+      if (upstream.readyState === WebSocket.OPEN) {
+        upstream.send(data, { binary: isBinary })
+      } else if (upstream.readyState === WebSocket.CONNECTING) {
+        earlyBytes += rawLength(data)
+        if (earlyBytes > EARLY_LIMIT) {
+          socket.close(MESSAGE_TOO_BIG, 'Too much data before the Comfy Cloud connection opened')
+          upstream.terminate()
+          return
+        }
+        early.push([data, isBinary])
+      }
     })
     upstream.on('open', () => {
       for (const [data, isBinary] of early.splice(0)) upstream.send(data, { binary: isBinary })
@@ -104,7 +147,7 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
       else upstream.terminate()
     })
     socket.on('error', () => { upstream.terminate() })
-  })
+  }
 }
 
 export default wsRoutes
