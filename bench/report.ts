@@ -1,0 +1,247 @@
+/** Targets and the Markdown page (docs/benchmarks.md) written from one run's results. */
+import type { BenchResults, CacheStats, CaseResult, MemorySample } from './harness.js'
+
+export interface Target {
+  id: string
+  target: string
+  measured: string
+  pass: boolean
+}
+
+const MIB = 1024 * 1024
+/** 150 MB, read strictly as 150 × 10⁶ bytes */
+const RSS_LIMIT = 150e6
+
+function byId (results: BenchResults, id: string): CaseResult | undefined {
+  return results.cases.find(row => row.id === id)
+}
+
+const ms = (value: number): string => Number.isFinite(value) ? value.toFixed(2) : '–'
+const ratio = (a: number, b: number): number => b > 0 ? a / b : Number.NaN
+const times = (value: number): string => Number.isFinite(value) ? `${value.toFixed(2)}×` : '–'
+const cores = (value: number): string => Number.isFinite(value) ? value.toFixed(2) : '–'
+const int = (value: number): string => Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : '–'
+const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB (${(bytes / MIB).toFixed(1)} MiB)`
+
+function latencyTarget (id: string, label: string, proxy: CaseResult | undefined, hop: CaseResult | undefined): Target {
+  const target = `${label}: uncached \`GET /history/{id}\` latency ≤ 1.5× the plain http-proxy hop's for the same cloud call (p50 and mean)`
+  if (proxy === undefined || hop === undefined) return { id, target, measured: 'not measured', pass: false }
+  const p50 = ratio(proxy.latencyMs.p50, hop.latencyMs.p50)
+  const mean = ratio(proxy.latencyMs.mean, hop.latencyMs.mean)
+  return {
+    id,
+    target,
+    measured: `p50 ${ms(proxy.latencyMs.p50)} vs ${ms(hop.latencyMs.p50)} ms (${times(p50)}); mean ${ms(proxy.latencyMs.mean)} vs ${ms(hop.latencyMs.mean)} ms (${times(mean)})`,
+    pass: p50 <= 1.5 && mean <= 1.5
+  }
+}
+
+export function evaluateTargets (results: BenchResults): Target[] {
+  const targets: Target[] = []
+  const cached = byId(results, 'history-id-cached')
+  const direct = byId(results, 'history-id-direct')
+  targets.push({
+    id: 'a',
+    target: 'Cached `GET /history/{id}` req/s ≥ the simulator\'s `GET /api/jobs/{id}` req/s',
+    measured: cached === undefined || direct === undefined
+      ? 'not measured'
+      : `${int(cached.rps)} vs ${int(direct.rps)} req/s (${times(ratio(cached.rps, direct.rps))})`,
+    pass: cached !== undefined && direct !== undefined && cached.rps >= direct.rps
+  })
+  targets.push(latencyTarget('b', `${results.options.connections} connections`, byId(results, 'history-id-uncached'), byId(results, 'history-id-hop')))
+  targets.push(latencyTarget('b′', '1 connection (unloaded)', byId(results, 'history-id-uncached-1conn'), byId(results, 'history-id-hop-1conn')))
+  const { polling } = results
+  targets.push({
+    id: 'c',
+    target: `${polling.clients} clients polling \`GET /history\` every ${polling.intervalMs} ms ⇒ ≤ 2 cloud calls/s`,
+    measured: `${polling.cloudCallsPerSecond.toFixed(2)} calls/s (${polling.cloudCalls} in ${polling.durationS.toFixed(1)} s; ${polling.jobsFinishedDuringRun} jobs finished meanwhile)`,
+    pass: polling.cloudCallsPerSecond <= 2
+  })
+  const limit = `${RSS_LIMIT / 1e6} MB`
+  const { fresh, main } = results.memory
+  const size = results.proxyConfig.cacheMaxEntries
+  const isFull = (entries: number): boolean => entries >= size
+  targets.push({
+    id: 'd',
+    target: `RSS < ${limit} with the history cache full at its default size (${int(size)} entries): a fresh proxy process that only filled its cache, after a GC and ${results.options.settleS} s idle`,
+    measured: `${mb(fresh.cacheFullSettled.rss)} with ${int(fresh.cache.entries)} entries (${(fresh.cache.bytes / 1e6).toFixed(1)} MB of JSON); right after the fill ${mb(fresh.cacheFull.rss)}, peak ${mb(fresh.cacheFullSettled.maxRss)}${isFull(fresh.cache.entries) ? '' : ' — cache not full'}`,
+    pass: isFull(fresh.cache.entries) && fresh.cacheFullSettled.rss < RSS_LIMIT
+  })
+  targets.push({
+    id: 'd′',
+    target: 'Extra check, same limit at the end of the run: the proxy that served every case above, then filled its cache, after a GC and the same idle time',
+    measured: `${mb(main.endOfRunSettled.rss)} with ${int(main.cache.entries)} entries; right after the fill ${mb(main.endOfRun.rss)}, peak during the run ${mb(main.endOfRunSettled.maxRss)}${isFull(main.cache.entries) ? '' : ' — cache not full'}`,
+    pass: isFull(main.cache.entries) && main.endOfRunSettled.rss < RSS_LIMIT
+  })
+  return targets
+}
+
+/**
+ * A row whose cloud calls per request are clearly above what the route should cost. Requests still in
+ * flight when a run ends reached the cloud but are not counted as completed: up to one per connection
+ * and round, which matters only for slow routes, so that much is allowed for.
+ */
+export function excessCalls (row: CaseResult): boolean {
+  if (row.expectedCloudCalls === undefined || row.requests === 0) return false
+  const unfinished = row.connections * row.rounds * Math.max(1, row.expectedCloudCalls)
+  return (row.cloudCalls - unfinished) / row.requests > row.expectedCloudCalls * 1.05 + 0.02
+}
+
+/** Facts worth a reader's attention, computed from the figures (no interpretation). */
+export function observations (results: BenchResults): string[] {
+  const notes: string[] = []
+  for (const row of results.cases.filter(excessCalls)) {
+    const peers = results.cases.filter(other => other !== row && other.group === row.group && other.connections === row.connections)
+    const compare = peers.map(peer => `${peer.server} ${ms(peer.latencyMs.p50)} ms`).join(', ')
+    notes.push(`\`${row.request}\` (${row.server}) cost ${row.cloudCallsPerRequest.toFixed(2)} cloud calls per client request where ${row.expectedCloudCalls ?? 0} ${row.expectedCloudCalls === 1 ? 'is' : 'are'} expected, at p50 ${ms(row.latencyMs.p50)} ms${compare === '' ? '' : ` (${compare})`}; by route: ${Object.entries(row.cloudCallsByRoute).map(([route, n]) => `\`${route}\` ${n}`).join(', ')}.`)
+  }
+  const noisy = results.cases.filter(row => row.otherCpuCores >= 0.25)
+  if (noisy.length > 0) {
+    notes.push(`Other processes kept ≥ 0.25 of a core busy during ${noisy.length} of ${results.cases.length} cases (${noisy.map(row => `${row.id} ${cores(row.otherCpuCores)}`).join(', ')}): those figures are noisier.`)
+  }
+  const failing = results.cases.filter(row => row.non2xx + row.errors > 0)
+  for (const row of failing) notes.push(`\`${row.request}\` (${row.server}): ${row.non2xx} answers other than 2xx and ${row.errors} socket errors or timeouts.`)
+  if (results.polling.errors > 0) notes.push(`Polling: ${results.polling.errors} failed polls.`)
+  for (const [proxy, logs] of Object.entries(results.logs)) {
+    if (logs.problems === 0) continue
+    const kinds = Object.entries(logs.kinds).map(([kind, n]) => `${n} × “${kind}”`).join(', ')
+    notes.push(`The ${proxy} proxy logged ${logs.problems} warnings or errors: ${kinds}.`)
+  }
+  return notes
+}
+
+/** Which cases raised the default proxy's peak RSS, and by how much. */
+function peakGrowth (results: BenchResults): string {
+  let previous = results.memory.main.afterStart.maxRss
+  const steps: string[] = []
+  for (const row of results.cases) {
+    if (row.server !== 'proxy' || row.note === 'unloaded latency') continue
+    if (row.proxyPeakRss - previous >= 5e6) steps.push(`${row.group} ${(previous / 1e6).toFixed(0)} → ${(row.proxyPeakRss / 1e6).toFixed(0)} MB`)
+    previous = Math.max(previous, row.proxyPeakRss)
+  }
+  return steps.length === 0
+    ? 'The default proxy\'s peak RSS grew by less than 5 MB in every route case.'
+    : `The default proxy's peak RSS grew during the scenarios of: ${steps.join('; ')}.`
+}
+
+function memoryRow (process: string, when: string, cache: string, sample: MemorySample): string {
+  return `| ${process} | ${when} | ${cache} | ${mb(sample.rss)} | ${(sample.heapUsed / 1e6).toFixed(1)} / ${(sample.heapTotal / 1e6).toFixed(1)} MB | ${(sample.external / 1e6).toFixed(1)} MB | ${mb(sample.maxRss)} |`
+}
+
+function cacheText (cache: CacheStats): string {
+  return `${int(cache.entries)} entries, ${(cache.bytes / 1e6).toFixed(1)} MB of JSON`
+}
+
+function escape (text: string): string {
+  return text.replace(/\|/g, '\\|')
+}
+
+export function renderMarkdown (results: BenchResults): string {
+  const { machine, options, polling, memory } = results
+  const lines: string[] = []
+  const push = (...more: string[]): void => { lines.push(...more) }
+  push(
+    '# Benchmarks',
+    '',
+    `Written by \`npm run bench\` (\`bench/\`) from \`bench/results/latest.json\`; do not edit by hand. Run ${results.date.slice(0, 16).replace('T', ' ')} UTC, ${results.totalSeconds} s in all.`,
+    '',
+    '`npm run bench` compiles `bench/` and `src/` with `tsconfig.bench.json` into `dist-bench/` and runs the whole set (about 2.5 minutes);',
+    '`node dist-bench/bench/run.js --quick` is a few-second rehearsal that writes to a temporary folder (`--out DIR` to choose).',
+    '`test/bench/smoke.test.ts` runs the same harness at tiny durations under `npm test`.',
+    '',
+    '## Machine',
+    '',
+    '| CPU | Cores | Node.js | OS | Memory | Load average at start / end (1, 5, 15 min) |',
+    '|---|---|---|---|---|---|',
+    `| ${escape(machine.cpu)} | ${machine.cores} | ${machine.node} | ${machine.os} | ${(machine.memoryBytes / 1024 ** 3).toFixed(1)} GiB | ${machine.loadAverageAtStart.join(', ')} / ${machine.loadAverageAtEnd.join(', ')} |`,
+    '',
+    '## Targets',
+    '',
+    '| | Target | Measured | Result |',
+    '|---|---|---|---|',
+    ...results.targets.map(t => `| ${t.id} | ${escape(t.target)} | ${escape(t.measured)} | ${t.pass ? '**pass**' : '**FAIL**'} |`),
+    '',
+    '## Routes side by side',
+    '',
+    `Each case: ${options.warmupS} s of warm-up, then ${options.durationS} s measured with autocannon, ${options.connections} connections, closed loop`,
+    `(the one-connection cases: ${options.unloadedDurationS} s). The cases of a scenario run in turn, in ${options.rounds} rounds (one-connection: ${options.unloadedRounds}),`,
+    'so that a change in background load hits every row of a comparison alike. Latencies are per client request, from each response\'s own timer.',
+    '"Cloud calls / request" counts every HTTP request the simulator received during the measured seconds, divided by the client requests completed.',
+    '',
+    '⚠: more cloud calls per request than the route should cost (see Observations).',
+    '',
+    '"Other CPU": cores that other processes of the machine kept busy meanwhile (0.00 on a quiet machine; more means noisier figures).',
+    '',
+    '| Scenario | Served by | Request | Conns | req/s | p50 ms | p99 ms | mean ms | Cloud calls / request | Bytes / response | Other CPU | Note |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|'
+  )
+  let group = ''
+  for (const row of results.cases) {
+    const scenario = row.group === group ? '' : escape(row.group)
+    group = row.group
+    const failures = row.non2xx + row.errors > 0 ? ` (${row.non2xx} non-2xx, ${row.errors} errors)` : ''
+    const calls = Number.isFinite(row.cloudCallsPerRequest) ? `${row.cloudCallsPerRequest.toFixed(3)}${excessCalls(row) ? ' ⚠' : ''}` : '–'
+    push(`| ${scenario} | ${row.server} | ${escape(row.request)} | ${row.connections} | ${int(row.rps)} | ${ms(row.latencyMs.p50)} | ${ms(row.latencyMs.p99)} | ${ms(row.latencyMs.mean)} | ${calls} | ${int(row.bytesPerRequest)} | ${cores(row.otherCpuCores)} | ${escape(row.note)}${failures} |`)
+  }
+  const routes = Object.entries(polling.cloudCallsByRoute).map(([route, n]) => `\`${route}\` ${n}`).join(', ')
+  push(
+    '',
+    '## Polling',
+    '',
+    `${polling.clients} clients, each \`GET /history\` every ${polling.intervalMs} ms (undici, plain timers, 5 s timeout) for ${polling.durationS.toFixed(1)} s, against a proxy with the default`,
+    `configuration on an account holding ${options.pollSeedJobs} finished jobs; ${options.pollJobs} jobs (${options.pollJobSteps} steps × ${options.stepMs} ms) were submitted to the cloud when polling began and ran one at a time.`,
+    '',
+    '| Client req/s | p50 ms | p99 ms | Errors | Bytes / response | Cloud calls | Cloud calls/s | By route | Jobs finished during the run | Other CPU |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    `| ${int(polling.rps)} | ${ms(polling.latencyMs.p50)} | ${ms(polling.latencyMs.p99)} | ${polling.errors} | ${int(polling.bytesPerRequest)} | ${polling.cloudCalls} | ${polling.cloudCallsPerSecond.toFixed(2)} | ${routes || '–'} | ${polling.jobsFinishedDuringRun} | ${cores(polling.otherCpuCores)} |`,
+    '',
+    `The floor is one list call per \`LIST_TTL_MS\` (${polling.listTtlMs} ms) plus one \`GET /api/jobs/{id}\` per job that finishes.`,
+    '',
+    '## Memory of the proxy process',
+    '',
+    'Each proxy runs alone in its process; figures are after a full GC (`--expose-gc`). The cache is filled by requesting',
+    `\`GET /history/{id}\` once for each of ${int(memory.fresh.cache.jobsRequested)} more seeded jobs (about ${int(memory.entryBytes)} bytes of local JSON per entry:`,
+    'API graph, UI workflow in `extra_pnginfo`, outputs, status messages).',
+    '',
+    '| Process | When | History cache | RSS | Heap used / total | External | Peak RSS so far |',
+    '|---|---|---|---|---|---|---|',
+    memoryRow('fresh proxy', 'after start', '–', memory.fresh.afterStart),
+    memoryRow('fresh proxy', 'right after filling the cache', cacheText(memory.fresh.cache), memory.fresh.cacheFull),
+    memoryRow('fresh proxy', `cache full, after ${options.settleS} s idle`, cacheText(memory.fresh.cache), memory.fresh.cacheFullSettled),
+    memoryRow('default proxy', 'after start', '–', memory.main.afterStart),
+    memoryRow('default proxy', 'after the route cases', `${int(options.seedJobs + 1)} entries`, memory.main.afterCases),
+    memoryRow('default proxy', 'end of the run: right after filling the cache', cacheText(memory.main.cache), memory.main.endOfRun),
+    memoryRow('default proxy', `end of the run, after ${options.settleS} s idle`, cacheText(memory.main.cache), memory.main.endOfRunSettled),
+    '',
+    peakGrowth(results),
+    '',
+    `V8 keeps the heap it grew while filling the cache (parsing, validating and mapping ${int(memory.fresh.cache.jobsRequested)} cloud answers) until the process has`,
+    `been idle for a few seconds; the readings after ${options.settleS} s idle are what a proxy at rest with a full cache holds.`,
+    '',
+    '## Set-up',
+    '',
+    '- Servers run in child processes on loopback, so the load generator (autocannon, in the parent) never shares their event loop:',
+    '  the Comfy Cloud simulator; the proxy with its default configuration (`loadConfig({})`), alone so its RSS is its own;',
+    '  and a process with the proxy at `CACHE_MAX_ENTRIES=0`, a plain Fastify + `@fastify/http-proxy` hop that only injects',
+    '  the key, and a default proxy on a second account for the polling run. A fourth process, a fresh default proxy, is started',
+    '  at the end only to fill its history cache for target d.',
+    `- The proxies log at their default level (\`${results.proxyConfig.logLevel}\`): every line is serialised as in production and then dropped in-process.`,
+    '  autocannon ends each run by closing its sockets, so requests still streaming then are logged by the proxy as aborted.',
+    `- ${options.seedJobs} finished jobs are seeded, modelled on a real simulator job (outputs, status messages, meta) with an`,
+    `  SDXL-style API graph plus its LiteGraph UI workflow, about ${int(options.workflowBytes)} bytes each. \`/view\` serves the real`,
+    `  ${options.imageSize}×${options.imageSize} PNG that job rendered.`,
+    '- `GET /history/{id}` cases cycle through every seeded id, so concurrent requests rarely ask for the same job',
+    '  (the proxy coalesces identical in-flight cloud reads).',
+    '- The warm cases are served from the proxy\'s cache after it was filled once; the simulator answers its routes from memory,',
+    '  so "simulator" rows are the cost of an ideal, zero-latency cloud. Against the real cloud every cloud call adds a network round trip.',
+    '- autocannon decodes every response body to a string in the parent process, so for multi-megabyte answers',
+    '  (`/history?max_items=200`, about 2 MB) the load generator is part of what is measured; it is the same for both rows.',
+    '- On a 2-core machine the load generator, the proxy and the simulator compete for the cores; compare rows of one run, not across machines.',
+    ''
+  )
+  const notes = observations(results)
+  push('## Observations', '')
+  if (notes.length === 0) push('Nothing unusual: every route cost the cloud calls it should, and nothing failed.', '')
+  else push(...notes.map(note => `- ${escape(note)}`), '')
+  return lines.join('\n')
+}
