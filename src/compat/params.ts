@@ -39,3 +39,11 @@ export function historyWindow (maxItems: number | undefined, offset: number | un
   if (maxItems <= 0) return { start, count: Math.min(available, 1) }
   return { start, count: Math.min(available, maxItems) }
 }
+
+/** Python truthiness, as local ComfyUI tests `clear` and `prompt_id`: None, False, 0, "", [] and {} are false. */
+export function pythonTruthy (value: unknown): boolean {
+  if (value === undefined || value === null || value === false || value === 0 || value === '') return false
+  if (Array.isArray(value)) return value.length > 0
+  if (typeof value === 'object') return Object.keys(value).length > 0
+  return true
+}

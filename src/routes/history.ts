@@ -8,7 +8,7 @@ import type { HistoryV2Entry, JobDetail, JobsList, Json } from '../cloud/types.j
 import {
   historyEntryFromHistoryV2, historyEntryFromHistoryV2Detail, historyEntryFromJob, unwrapHistoryV2Detail, type LocalHistoryEntry
 } from '../compat/history.js'
-import { firstValue, historyWindow, parsePythonInt } from '../compat/params.js'
+import { firstValue, historyWindow, parsePythonInt, pythonTruthy } from '../compat/params.js'
 import { badRequest } from '../errors.js'
 import { INVALID_JSON } from '../body.js'
 
@@ -186,7 +186,7 @@ const historyRoutes: FastifyPluginAsync = async (fastify) => {
     const cloudBody: { clear?: true, delete?: string[] } = {}
     if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
       const { clear, delete: toDelete } = body as Json
-      if (clear !== undefined && clear !== null && clear !== false && clear !== 0 && clear !== '') cloudBody.clear = true
+      if (pythonTruthy(clear)) cloudBody.clear = true
       if (toDelete !== undefined) {
         const ids = deleteList(toDelete)
         if (ids.length > 0) cloudBody.delete = ids

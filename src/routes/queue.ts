@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import { cloudPathSegment } from '../cloud/client.js'
 import type { JobDetail, JobsList, Json, QueueInfo } from '../cloud/types.js'
 import { localQueue } from '../compat/queue.js'
+import { pythonTruthy } from '../compat/params.js'
 import { INVALID_JSON } from '../body.js'
 import { badRequest } from '../errors.js'
 
@@ -47,7 +48,7 @@ const queueRoutes: FastifyPluginAsync = async (fastify) => {
     const toDelete = body.delete === undefined ? [] : body.delete
     if (!Array.isArray(toDelete)) throw badRequest('invalid_request', 'delete must be a list of prompt ids', { field: 'delete' })
     try {
-      if (body.clear !== undefined && body.clear !== null && body.clear !== false && body.clear !== 0 && body.clear !== '') {
+      if (pythonTruthy(body.clear)) {
         await fastify.cloud.call({ method: 'POST', path: '/api/queue', body: { clear: true }, schema: 'QueueManageResponse' })
       }
       // Local deletes only pending prompts and ignores running ones; the cloud's queue delete may cancel both.
@@ -66,7 +67,7 @@ const queueRoutes: FastifyPluginAsync = async (fastify) => {
     try {
       if (typeof promptId === 'string' && promptId !== '') {
         if (await jobStatus(fastify, promptId) === 'in_progress') await cancel(fastify, promptId)
-      } else if (promptId === undefined || promptId === null || promptId === '' || promptId === false || promptId === 0) {
+      } else if (!pythonTruthy(promptId)) {
         // Local interrupts the one running prompt; the cloud may run several at once: interrupt them all.
         const running = await fastify.cloud.call<JobsList>({
           method: 'GET', path: '/api/jobs', query: { status: 'in_progress', limit: 100 }, schema: 'JobsListResponse'

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { firstValue, historyWindow, parsePythonInt } from '../../src/compat/params.js'
+import { firstValue, historyWindow, parsePythonInt, pythonTruthy } from '../../src/compat/params.js'
 
 const history = ['p0', 'p1', 'p2', 'p3', 'p4']
 
@@ -47,4 +47,9 @@ t.test('the first of repeated query values wins', async t => {
   t.equal(firstValue('5'), '5')
   t.equal(firstValue(undefined), undefined)
   t.equal(firstValue([]), undefined)
+})
+
+t.test('truthiness follows Python, as local ComfyUI reads clear and prompt_id', async t => {
+  for (const value of [undefined, null, false, 0, '', [], {}]) t.equal(pythonTruthy(value), false, JSON.stringify(value))
+  for (const value of [true, 1, -1, 'x', [0], { a: 1 }]) t.equal(pythonTruthy(value), true, JSON.stringify(value))
 })
