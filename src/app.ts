@@ -15,7 +15,7 @@ import { CircuitBreaker } from './cloud/breaker.js'
 import { ProxyCache } from './cache.js'
 import { Submissions } from './submissions.js'
 import { Metrics } from './metrics.js'
-import { ProxyError } from './errors.js'
+import { errorBody, ProxyError } from './errors.js'
 import { loggerOptions } from './logger.js'
 import { requireToken } from './auth.js'
 import { lenientJsonBodies } from './body.js'
@@ -35,7 +35,7 @@ function answerMalformedHttp (error: NodeJS.ErrnoException, socket: Socket): voi
     return
   }
   const [status, reason] = error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] : [400, 'Bad Request']
-  const body = JSON.stringify({ error: { type: 'bad_request', message: 'Malformed HTTP request', details: '', extra_info: {} } })
+  const body = JSON.stringify(errorBody('bad_request', 'Malformed HTTP request'))
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
 }
 
@@ -87,7 +87,7 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     http: { requireHostHeader: false },
     // A path that cannot be decoded: the local envelope rather than Fastify's own body.
     frameworkErrors: (error: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
-      void reply.code(400).send({ error: { type: 'bad_request', message: error.message, details: '', extra_info: {} } })
+      void reply.code(400).send(errorBody('bad_request', error.message))
     },
     clientErrorHandler: answerMalformedHttp
   })
@@ -97,7 +97,7 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     if (upgrade === undefined || upgrade.toLowerCase() === 'websocket') return
     reply.header('connection', 'close')
     reply.raw.once('finish', () => { request.raw.socket?.destroy() })
-    return await reply.code(400).send({ error: { type: 'bad_request', message: `Unsupported Upgrade: ${upgrade.slice(0, 40)}`, details: '', extra_info: {} } })
+    return await reply.code(400).send(errorBody('bad_request', `Unsupported Upgrade: ${upgrade.slice(0, 40)}`))
   })
   const metrics = new Metrics()
   app.decorate('metrics', metrics)
@@ -157,7 +157,7 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
   })
 
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({ error: { type: 'not_found', message: `No route ${request.method} ${request.url.split('?')[0]}`, details: '', extra_info: {} } })
+    void reply.code(404).send(errorBody('not_found', `No route ${request.method} ${request.url.split('?')[0]}`))
   })
 
   void app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } })

@@ -5,6 +5,7 @@
  */
 import { timingSafeEqual, createHash } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
+import { errorBody } from './errors.js'
 
 const OPEN_PATHS = new Set(['/healthz', '/readyz'])
 
@@ -44,8 +45,7 @@ export function requireToken (fastify: FastifyInstance, token: string): void {
       reply.header('connection', 'close')
       reply.raw.once('finish', () => { request.raw.socket?.destroy() })
     }
-    return await reply.code(401).header('www-authenticate', 'Bearer').send({
-      error: { type: 'unauthorized', message: 'This proxy needs its access token: Authorization: Bearer <PROXY_AUTH_TOKEN> or ?token=<PROXY_AUTH_TOKEN>', details: '', extra_info: {} }
-    })
+    return await reply.code(401).header('www-authenticate', 'Bearer')
+      .send(errorBody('unauthorized', 'This proxy needs its access token: Authorization: Bearer <PROXY_AUTH_TOKEN> or ?token=<PROXY_AUTH_TOKEN>'))
   })
 }

@@ -54,6 +54,11 @@ export class ProxyCache {
     if (readGeneration === this.generationCounter) this.entries?.set(id, json)
   }
 
+  /** The cloud says an entry is gone (404): drop it, and nothing else. */
+  forgetEntry (id: string): void {
+    this.entries?.delete(id)
+  }
+
   deleteEntries (ids: Iterable<string>): void {
     for (const id of ids) this.entries?.delete(id)
     this.changed()
@@ -88,7 +93,7 @@ export class ProxyCache {
     if (found !== undefined && found.generation === this.generationCounter && found.expires > now) return await (found.value as Promise<T>)
     const generation = this.generationCounter
     const item: Shared = { value: load(), generation, expires: Number.POSITIVE_INFINITY }
-    if (this.reads.size >= 1000) this.sweep(now)
+    if (this.reads.size >= 64) this.sweep(now)
     this.reads.set(key, item)
     try {
       const value = await item.value

@@ -30,3 +30,8 @@ export class ProxyError extends Error {
 export function badRequest (type: string, message: string, extraInfo: Record<string, unknown> = {}): ProxyError {
   return new ProxyError(400, type, message, '', extraInfo)
 }
+
+/** `{error: {type, message, details: '', extra_info: {}}}`: the body of an error answer. */
+export function errorBody (type: string, message: string): { error: LocalError } {
+  return { error: { type, message, details: '', extra_info: {} } }
+}

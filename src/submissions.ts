@@ -13,29 +13,36 @@ export interface Submission {
 
 export class Submissions {
   private readonly byId = new LRUCache<string, Submission>({ max: 10_000, ttl: 24 * 3600_000 })
-  private inFlight = 0
-  private idleWaiters: Array<() => void> = []
+  private readonly inFlight = new Set<number>()
+  private nextTicket = 0
+  private waiters: Array<{ pending: Set<number>, callback: () => void }> = []
 
   /**
    * A submit is on its way to the cloud. The cloud may start the job, and send its first events,
-   * before it answers with the prompt id; until then, sockets hold frames of unknown prompts.
+   * before it answers with the prompt id; sockets hold frames of unknown prompts until then.
    */
-  begin (): void {
-    this.inFlight++
+  begin (): number {
+    const ticket = this.nextTicket++
+    this.inFlight.add(ticket)
+    return ticket
   }
 
-  end (): void {
-    this.inFlight--
-    if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve()
+  end (ticket: number): void {
+    this.inFlight.delete(ticket)
+    const ready = this.waiters.filter(waiter => waiter.pending.delete(ticket) && waiter.pending.size === 0)
+    if (ready.length === 0) return
+    this.waiters = this.waiters.filter(waiter => waiter.pending.size > 0)
+    for (const waiter of ready) waiter.callback()
   }
 
   get busy (): boolean {
-    return this.inFlight > 0
+    return this.inFlight.size > 0
   }
 
-  whenIdle (callback: () => void): void {
-    if (this.inFlight === 0) callback()
-    else this.idleWaiters.push(callback)
+  /** Calls back once every submit in flight now has ended (later submits do not delay it). */
+  whenSettled (callback: () => void): void {
+    if (this.inFlight.size === 0) callback()
+    else this.waiters.push({ pending: new Set(this.inFlight), callback })
   }
 
   has (promptId: string): boolean {

@@ -6,7 +6,7 @@
 export class CircuitBreaker {
   private failures = 0
   private openedAt: number | undefined
-  private trialInFlight = false
+  private trialStartedAt: number | undefined
 
   constructor (private readonly threshold: number, private readonly cooldownMs: number, private readonly now = Date.now) {}
 
@@ -19,20 +19,23 @@ export class CircuitBreaker {
   allow (): boolean {
     const state = this.state
     if (state === 'closed') return true
-    if (state === 'open' || this.trialInFlight) return false
-    this.trialInFlight = true
+    if (state === 'open') return false
+    // One trial at a time; a trial that never reported back (its caller vanished) gives way after a cooldown.
+    const now = this.now()
+    if (this.trialStartedAt !== undefined && now - this.trialStartedAt < this.cooldownMs) return false
+    this.trialStartedAt = now
     return true
   }
 
   success (): void {
     this.failures = 0
     this.openedAt = undefined
-    this.trialInFlight = false
+    this.trialStartedAt = undefined
   }
 
   failure (): void {
     this.failures++
-    this.trialInFlight = false
+    this.trialStartedAt = undefined
     if (this.openedAt !== undefined || this.failures >= this.threshold) this.openedAt = this.now()
   }
 

@@ -29,7 +29,7 @@ export interface CloudClientOptions {
 }
 
 export interface CloudCall {
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE'
+  method: 'GET' | 'POST'
   /** path below the origin, already encoded, e.g. `/api/jobs/${cloudPathSegment(id)}` */
   path: string
   query?: Record<string, string | number | undefined>
@@ -144,7 +144,6 @@ export class CloudClient {
   }
 
   private async once<T> (call: CloudCall): Promise<CloudResponse<T>> {
-    const started = this.admit(call)
     const headers: Record<string, string> = { ...this.authHeaders(), accept: 'application/json' }
     let body: string | undefined
     if (call.body !== undefined) {
@@ -156,6 +155,8 @@ export class CloudClient {
       }
       headers['content-type'] = 'application/json'
     }
+    // Admitted only once nothing can fail before settle(): an unsettled half-open trial would keep the circuit shut.
+    const started = this.admit(call)
     let status: number
     let responseHeaders: CloudResponse['headers']
     let text: string

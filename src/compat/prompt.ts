@@ -43,7 +43,7 @@ const STATUS_FOR_CLIENT: Record<number, number> = {
 }
 
 /** Cloud-only details (402/403/429 bodies) kept for the client in extra_info. */
-const DETAIL_FIELDS = ['reason', 'class_types', 'providers', 'details']
+const DETAIL_FIELDS = ['reason', 'class_types', 'providers']
 
 /** Any non-200 answer of POST /api/prompt as the local envelope with a fitting status. */
 export function localPromptError (status: number, body: unknown): LocalPromptError {
@@ -61,7 +61,7 @@ export function localPromptError (status: number, body: unknown): LocalPromptErr
     const error = body.error
     const extraInfo: Json = isObject(error.extra_info) ? { ...error.extra_info } : {}
     for (const field of DETAIL_FIELDS) {
-      if (field !== 'details' && error[field] !== undefined) extraInfo[field] = error[field]
+      if (error[field] !== undefined) extraInfo[field] = error[field]
     }
     return envelope(statusCode, {
       type: typeof error.type === 'string' ? error.type : `cloud_${status}`,

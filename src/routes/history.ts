@@ -9,7 +9,7 @@ import {
   historyEntryFromHistoryV2, historyEntryFromHistoryV2Detail, historyEntryFromJob, unwrapHistoryV2Detail, type LocalHistoryEntry
 } from '../compat/history.js'
 import { firstValue, historyWindow, parsePythonInt, pythonTruthy } from '../compat/params.js'
-import { badRequest } from '../errors.js'
+import { badRequest, errorBody } from '../errors.js'
 import { INVALID_JSON } from '../body.js'
 
 /** [prompt_id, JSON text of its entry], oldest first: what a local history answer is made of. */
@@ -75,7 +75,7 @@ async function jobEntry (fastify: FastifyInstance, id: string): Promise<string |
   }), 0)
   if (response.status !== 200) {
     // 404: deleted elsewhere; 403/400/414: another account's or a malformed id. All read as "not in history" (contract §3).
-    if (response.status === 404) fastify.cache.deleteEntries([id])
+    if (response.status === 404) fastify.cache.forgetEntry(id)
     return undefined
   }
   const entry = historyEntryFromJob(response.body as JobDetail)
@@ -157,6 +157,8 @@ async function historyV2Entry (fastify: FastifyInstance, id: string): Promise<st
 }
 
 function deleteList (value: unknown): string[] {
+  // Local iterates a string's characters and deletes nothing; anything else but a list crashes it (contract §4).
+  if (typeof value === 'string') return []
   if (!Array.isArray(value)) throw badRequest('invalid_request', 'delete must be a list of prompt ids', { field: 'delete' })
   return value.filter((id): id is string => typeof id === 'string')
 }
@@ -174,7 +176,7 @@ const historyRoutes: FastifyPluginAsync = async (fastify) => {
 
   fastify.get<{ Params: { id: string } }>('/history/:id', async (request, reply) => {
     const { id } = request.params
-    if (id === '') return await reply.code(404).send({ error: { type: 'not_found', message: 'Not Found', details: '', extra_info: {} } })
+    if (id === '') return await reply.code(404).send(errorBody('not_found', 'Not Found'))
     const entry = fastify.config.historySource === 'history_v2' ? await historyV2Entry(fastify, id) : await jobEntry(fastify, id)
     // Pending, running, unknown, deleted and foreign ids all answer {} (contract §3): clients poll until the id appears.
     return await reply.type('application/json; charset=utf-8').send(historyJson(entry === undefined ? [] : [[id, entry]]))

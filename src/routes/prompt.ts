@@ -19,7 +19,7 @@ const promptRoutes: FastifyPluginAsync = async (fastify) => {
     if (request.body === INVALID_JSON) throw new ProxyError(400, 'invalid_json', 'The request body is not valid JSON')
     const cloudRequest = cloudPromptRequest(request.body)
     // A submit is never retried: once it may have reached the cloud, a second one could queue the job twice.
-    fastify.submissions.begin()
+    const ticket = fastify.submissions.begin()
     let response
     try {
       response = await fastify.cloud.call<PromptResponse | Json>({
@@ -29,11 +29,11 @@ const promptRoutes: FastifyPluginAsync = async (fastify) => {
         schema: 'PromptResponse',
         accept: [400, 401, 402, 403, 404, 409, 413, 422, 429, 500, 502, 503, 504]
       })
-      if (response.status === 200) fastify.submissions.record((response.body as PromptResponse).prompt_id, cloudRequest.extra_data as Json)
+      if (response.status < 300) fastify.submissions.record((response.body as PromptResponse).prompt_id, cloudRequest.extra_data as Json)
     } finally {
-      fastify.submissions.end()
+      fastify.submissions.end(ticket)
     }
-    if (response.status !== 200) {
+    if (response.status >= 300) {
       const { statusCode, body } = localPromptError(response.status, response.body)
       const retryAfter = response.headers['retry-after']
       if (typeof retryAfter === 'string' && (statusCode === 429 || statusCode === 503)) reply.header('retry-after', retryAfter)

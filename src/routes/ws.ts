@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import WebSocket, { type RawData } from 'ws'
+import { errorBody } from '../errors.js'
 
 /** RFC 6455 registry: 1014 "Bad Gateway", the upstream server failed. */
 const BAD_GATEWAY = 1014
@@ -17,6 +18,8 @@ const POLICY_VIOLATION = 1008
 const MESSAGE_TOO_BIG = 1009
 /** What a client may send before the cloud socket is open; held in memory until then. */
 const EARLY_LIMIT = 1024 * 1024
+/** Cloud frames held back while a submit is in flight; past this they are delivered unfiltered rather than kept. */
+const HOLD_LIMIT = 4 * 1024 * 1024
 
 function rawLength (data: RawData): number {
   return Array.isArray(data) ? data.reduce((sum, part) => sum + part.length, 0) : data.byteLength
@@ -26,10 +29,6 @@ function validHandshake (headers: FastifyRequest['headers']): boolean {
   const key = headers['sec-websocket-key']
   const version = headers['sec-websocket-version']
   return typeof key === 'string' && /^[+/0-9A-Za-z]{22}==$/.test(key) && (version === '13' || version === '8')
-}
-
-function badRequest (message: string): { error: { type: string, message: string, details: string, extra_info: Record<string, never> } } {
-  return { error: { type: 'bad_request', message, details: '', extra_info: {} } }
 }
 
 function clientCloseCode (code: number): number {
@@ -54,13 +53,13 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
     method: 'GET',
     url: '/ws',
     // A plain GET: the local envelope rather than an empty 404.
-    handler: async (_request, reply) => await reply.code(400).send(badRequest('This route needs a WebSocket upgrade')),
+    handler: async (_request, reply) => await reply.code(400).send(errorBody('bad_request', 'This route needs a WebSocket upgrade')),
     // A handshake the ws library would refuse with a text/html 400: refused here, in the envelope.
     preHandler: async (request, reply) => {
       if (request.headers.upgrade === undefined || validHandshake(request.headers)) return
       reply.header('connection', 'close')
       reply.raw.once('finish', () => { request.raw.socket?.destroy() })
-      return await reply.code(400).send(badRequest('Invalid WebSocket handshake'))
+      return await reply.code(400).send(errorBody('bad_request', 'Invalid WebSocket handshake'))
     },
     wsHandler: relay
   })
@@ -95,6 +94,7 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
     })
     /** Frames held, in order, while a submit is in flight and a frame names a prompt not yet known. */
     const held: Array<[RawData, boolean]> = []
+    let heldBytes = 0
     const deliver = (data: RawData, isBinary: boolean): void => {
       if (socket.readyState !== WebSocket.OPEN) return
       if (isBinary) {
@@ -115,6 +115,7 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
       socket.send(text)
     }
     const release = (): void => {
+      heldBytes = 0
       for (const [data, isBinary] of held.splice(0)) deliver(data, isBinary)
     }
     const namesUnknownPrompt = (data: RawData, isBinary: boolean): boolean => {
@@ -123,8 +124,11 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
     }
     upstream.on('message', (data: RawData, isBinary: boolean) => {
       if (held.length === 0 && !(submissions.busy && namesUnknownPrompt(data, isBinary))) return deliver(data, isBinary)
-      if (held.length === 0) submissions.whenIdle(release)
+      // Held until the submits in flight now have answered (each within CLOUD_TIMEOUT_MS), and never more than HOLD_LIMIT.
+      if (held.length === 0) submissions.whenSettled(release)
       held.push([data, isBinary])
+      heldBytes += rawLength(data)
+      if (heldBytes > HOLD_LIMIT) release()
     })
     upstream.on('unexpected-response', (_req, res) => {
       log.warn({ status: res.statusCode }, 'Comfy Cloud refused the WebSocket')

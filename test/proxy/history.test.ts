@@ -220,12 +220,12 @@ t.test('POST /history forwards only clear/delete, answers 200 with an empty body
 
 t.test('POST /history with bad bodies gets a JSON 400, never a crash; no-op bodies a 200', async t => {
   const stack = await startStack(t)
-  for (const body of ['{"delete": null}', '{"delete": "abc"}', 'not json', '"text"']) {
+  for (const body of ['{"delete": null}', '{"delete": 5}', 'not json', '"text"']) {
     const { status, body: answer } = await postJson(`${stack.url}/history`, body)
     t.equal(status, 400, body)
     t.type(answer.error.message, 'string')
   }
-  for (const body of ['', '[]', '{}', '{"clear": false}', '{"delete": []}']) {
+  for (const body of ['', '[]', '{}', '{"clear": false}', '{"delete": []}', '{"delete": "abc"}']) {
     const response = await fetch(`${stack.url}/history`, { method: 'POST', body })
     t.equal(response.status, 200, JSON.stringify(body))
     t.equal(await response.text(), '')

@@ -117,3 +117,32 @@ t.test('regression: /ws without an upgrade, or a bad handshake, got an empty or 
   t.match(h2c, /^HTTP\/1\.1 400 /)
   t.match(h2c, /application\/json/i)
 })
+
+t.test('regression: a request refused before its cloud call kept a half-open circuit shut for good', async t => {
+  const stack = await startStack(t, { cloudRetries: 0, breakerThreshold: 1, breakerCooldownMs: 150 })
+  stack.simulator.app.simulator.faults.set('GET /api/prompt', { status: 503, times: 1 })
+  t.equal((await getJson(`${stack.url}/prompt`)).status, 503, 'the circuit opens')
+  await new Promise(resolve => setTimeout(resolve, 200))
+  const nested = `{"prompt":{"1":${'['.repeat(200_000)}${']'.repeat(200_000)}}}`
+  t.equal((await postJson(`${stack.url}/prompt`, nested)).status, 400, 'refused locally while half-open')
+  t.equal((await getJson(`${stack.url}/prompt`)).status, 200, 'the next call is the trial, and it closes the circuit')
+})
+
+t.test('regression: polling an unknown /history/{id} threw away every shared answer', async t => {
+  const stack = await startStack(t, { listTtlMs: 60_000 })
+  const sim = stack.simulator.app.simulator
+  for (let i = 0; i < 5; i++) {
+    await getJson(`${stack.url}/history`)
+    await getJson(`${stack.url}/queue`)
+    await getJson(`${stack.url}/history/00000000-0000-4000-8000-00000000000${i}`)
+  }
+  t.equal(sim.requests.filter(r => r.url.startsWith('/api/jobs?')).length, 1, 'one list call')
+  t.equal(sim.requests.filter(r => r.url === '/api/queue').length, 1, 'one queue call')
+})
+
+t.test('regression: {"delete": "abc"} on POST /history was a 400 where local answers 200', async t => {
+  const stack = await startStack(t)
+  const response = await fetch(`${stack.url}/history`, { method: 'POST', body: '{"delete": "abc"}' })
+  t.equal(response.status, 200)
+  t.equal(await response.text(), '')
+})
