@@ -11,6 +11,7 @@ import {
 import { firstValue, historyWindow, parsePythonInt, pythonTruthy } from '../compat/params.js'
 import { badRequest, errorBody } from '../errors.js'
 import { INVALID_JSON } from '../body.js'
+import { mapLimit } from '../concurrency.js'
 
 /** [prompt_id, JSON text of its entry], oldest first: what a local history answer is made of. */
 type EntryJson = [string, string]
@@ -83,19 +84,6 @@ async function jobEntry (fastify: FastifyInstance, id: string): Promise<string |
   const json = JSON.stringify(entry)
   fastify.cache.setEntry(id, json, generation)
   return json
-}
-
-async function mapLimit<T, R> (items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length)
-  let next = 0
-  async function worker (): Promise<void> {
-    while (next < items.length) {
-      const index = next++
-      results[index] = await fn(items[index])
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
-  return results
 }
 
 async function historyFromJobs (fastify: FastifyInstance, maxItems: number | undefined, offset: number | undefined): Promise<EntryJson[]> {

@@ -10,6 +10,11 @@ import { localQueue } from '../compat/queue.js'
 import { pythonTruthy } from '../compat/params.js'
 import { INVALID_JSON } from '../body.js'
 import { badRequest } from '../errors.js'
+import { mapLimit } from '../concurrency.js'
+
+/** Each id costs up to two cloud calls: bound the work one request can cause. */
+const MAX_DELETE = 1000
+const CLOUD_CONCURRENCY = 8
 
 async function jobStatus (fastify: FastifyInstance, id: string): Promise<string | undefined> {
   const response = await fastify.cloud.call<JobDetail>({
@@ -47,14 +52,16 @@ const queueRoutes: FastifyPluginAsync = async (fastify) => {
     const body = objectBody(request.body, { invalidJsonIsEmpty: false })
     const toDelete = body.delete === undefined ? [] : body.delete
     if (!Array.isArray(toDelete)) throw badRequest('invalid_request', 'delete must be a list of prompt ids', { field: 'delete' })
+    if (toDelete.length > MAX_DELETE) throw badRequest('invalid_request', `delete takes at most ${MAX_DELETE} prompt ids at once`, { field: 'delete' })
     try {
       if (pythonTruthy(body.clear)) {
         await fastify.cloud.call({ method: 'POST', path: '/api/queue', body: { clear: true }, schema: 'QueueManageResponse' })
       }
       // Local deletes only pending prompts and ignores running ones; the cloud's queue delete may cancel both.
-      for (const id of toDelete) {
-        if (typeof id === 'string' && await jobStatus(fastify, id) === 'pending') await cancel(fastify, id)
-      }
+      const ids = toDelete.filter((id): id is string => typeof id === 'string')
+      await mapLimit(ids, CLOUD_CONCURRENCY, async id => {
+        if (await jobStatus(fastify, id) === 'pending') await cancel(fastify, id)
+      })
     } finally {
       fastify.cache.changed()
     }

@@ -146,3 +146,16 @@ t.test('regression: {"delete": "abc"} on POST /history was a 400 where local ans
   t.equal(response.status, 200)
   t.equal(await response.text(), '')
 })
+
+t.test('regression: POST /queue with a huge delete list made two sequential cloud calls per id without bound', async t => {
+  const stack = await startStack(t)
+  const tooMany = Array.from({ length: 1001 }, (_, i) => `id-${i}`)
+  const refused = await postJson(`${stack.url}/queue`, { delete: tooMany })
+  t.equal(refused.status, 400)
+  t.equal(stack.simulator.app.simulator.requests.length, 0, 'nothing reached the cloud')
+  const sim = stack.simulator.app.simulator
+  const pending = Array.from({ length: 3 }, () => sim.seedJob(stack.key, { status: 'pending' }).id)
+  const response = await fetch(`${stack.url}/queue`, { method: 'POST', body: JSON.stringify({ delete: pending }) })
+  t.equal(response.status, 200)
+  t.same(sim.jobs(stack.key).filter(job => pending.includes(job.id)).map(job => job.status), ['cancelled', 'cancelled', 'cancelled'])
+})
