@@ -58,11 +58,11 @@ declare module 'fastify' {
 
 const translatedRoutes: FastifyPluginAsync = async (fastify) => {
   lenientJsonBodies(fastify)
+  await fastify.register(viewRoutes)
   for (const prefix of ['', '/api']) {
     await fastify.register(historyRoutes, { prefix })
     await fastify.register(promptRoutes, { prefix })
     await fastify.register(queueRoutes, { prefix })
-    await fastify.register(viewRoutes, { prefix })
     await fastify.register(objectInfoRoutes, { prefix })
     await fastify.register(wsRoutes, { prefix })
   }

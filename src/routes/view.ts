@@ -5,7 +5,7 @@
  * VIEW_MODE=redirect it hands the 302 to the client. `channel` and `res` requests, which the
  * cloud answers with bytes, stream directly.
  */
-import type { FastifyPluginAsync, FastifyReply } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { Agent, request as undiciRequest, type Dispatcher } from 'undici'
 import { upstreamStatusError } from '../cloud/client.js'
 import { ProxyError } from '../errors.js'
@@ -28,7 +28,7 @@ const viewRoutes: FastifyPluginAsync = async (fastify) => {
   const storage = new Agent({ connect: { rejectUnauthorized: true }, headersTimeout: fastify.config.cloudTimeoutMs, bodyTimeout: fastify.config.cloudTimeoutMs })
   fastify.addHook('onClose', async () => { await storage.close() })
 
-  fastify.get('/view', async (request, reply) => {
+  const view = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const query = withoutToken(request.url.includes('?') ? request.url.slice(request.url.indexOf('?')) : '')
     const params = new URLSearchParams(query)
     if (!params.has('filename')) throw new ProxyError(400, 'invalid_query', 'filename is required', '', { parameter: 'filename' })
@@ -66,7 +66,9 @@ const viewRoutes: FastifyPluginAsync = async (fastify) => {
       throw new ProxyError(400, 'invalid_query', message)
     }
     throw upstreamStatusError({ method: 'GET', path: '/api/view' }, { status: response.statusCode, headers: response.headers, body: text })
-  })
+  }
+  // One plugin for both paths, so the storage pool is one too.
+  for (const url of ['/view', '/api/view']) fastify.get(url, view)
 }
 
 export default viewRoutes
