@@ -38,6 +38,7 @@ if (command === 'serve') {
     port,
     concurrency: Number(process.env.SIMULATOR_CONCURRENCY ?? 1),
     stepMs: Number(process.env.SIMULATOR_STEP_MS ?? 50),
+    profile: process.env.SIMULATOR_PROFILE === 'current' ? 'current' : 'spec',
     logger: { level: process.env.LOG_LEVEL ?? 'info' }
   })
   process.stdout.write(`Comfy Cloud simulator listening on ${simulator.url} (API key: ${apiKey})\n`)

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import { Client } from 'undici'
 import { buildApp } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
-import { startSimulator, type SimulatorOptions } from '../src/simulator/app.js'
+import { startSimulator, PROFILES, type SimulatorOptions, type SimulatorProfile } from '../src/simulator/app.js'
 
 export interface Stack {
   url: string
@@ -14,6 +14,15 @@ export interface Stack {
   key: string
   otherKey: string
   logs: string[]
+}
+
+/**
+ * Which cloud the simulator of startStack plays unless a test asks for one: SIMULATOR_PROFILE, else
+ * `spec`. The files under test/current/ run the integration suite again with `current`.
+ */
+export function testProfile (): SimulatorProfile {
+  const profile = process.env.SIMULATOR_PROFILE
+  return PROFILES.includes(profile as SimulatorProfile) ? profile as SimulatorProfile : 'spec'
 }
 
 export function testKey (): string {
@@ -34,7 +43,7 @@ export async function startProxy (t: Test, config: Partial<Config> & Pick<Config
 export async function startStack (t: Test, config: Partial<Config> = {}, simulatorOptions: SimulatorOptions = {}): Promise<Stack> {
   const key = testKey()
   const otherKey = testKey()
-  const simulator = await startSimulator({ apiKeys: [key, otherKey], stepMs: 1, host: '127.0.0.1', port: 0, ...simulatorOptions })
+  const simulator = await startSimulator({ apiKeys: [key, otherKey], stepMs: 1, host: '127.0.0.1', port: 0, profile: testProfile(), ...simulatorOptions })
   t.teardown(async () => { await simulator.close() })
   const proxy = await startProxy(t, { ...config, cloudUrl: simulator.url, apiKey: key })
   return { ...proxy, simulator, key, otherKey }

@@ -16,9 +16,11 @@ import { registerRoutes } from './routes.js'
 import { FileStore, MAX_UPLOAD_SIZE, registerStorageRoutes, Signer } from './storage.js'
 import { Store, type Account, type JobDetail, type JobStatus } from './store.js'
 import { registerWs, SocketHub } from './ws.js'
+import { ACCOUNT_REFUSALS, refusalBody, type AccountRefusal, type SimulatorProfile } from './profile.js'
 
 export type { Fault } from './faults.js'
 export type { JobDetail, JobStatus } from './store.js'
+export { ACCOUNT_REFUSALS, PROFILES, type AccountRefusal, type SimulatorProfile } from './profile.js'
 export { QUEUE_LIMIT } from './routes.js'
 
 export const DEFAULT_API_KEY = 'comfyui-simulator-key'
@@ -36,6 +38,8 @@ export interface SimulatorOptions {
   viewUrlTtlMs?: number
   /** fastify logger option, default false */
   logger?: boolean | object
+  /** `spec`: the published v1 spec (default); `current`: the deployed cloud as drift §2 describes it */
+  profile?: SimulatorProfile
 }
 
 export interface SimulatorControl {
@@ -46,7 +50,9 @@ export interface SimulatorControl {
   jobs: (apiKey: string) => JobDetail[]
   /** every request received, newest last, at most the last 1000 */
   requests: Array<{ method: string, url: string, headers: Record<string, string | string[] | undefined> }>
-  /** drop all jobs, faults, files and recorded requests */
+  /** make every request of the account answer 403 with this code (drift §1.3), or stop (undefined) */
+  refuseAccount: (apiKey: string, code: AccountRefusal | undefined) => void
+  /** drop all jobs, faults, files, refusals and recorded requests */
   reset: () => void
 }
 
@@ -72,6 +78,8 @@ export function buildSimulator (opts: SimulatorOptions = {}): SimulatorInstance 
   const faults = new FaultRegistry()
   const signer = new Signer(opts.signingSecret ?? randomBytes(32).toString('hex'), opts.viewUrlTtlMs ?? 300_000)
   const executor = new Executor(store, files, hub, { concurrency: opts.concurrency ?? 1, stepMs: opts.stepMs ?? 50 })
+  const profile = opts.profile ?? 'spec'
+  const refusals = new Map<string, AccountRefusal>()
   const accounts = new WeakMap<FastifyRequest, Account>()
   const accountOf = (request: FastifyRequest): Account => {
     const account = accounts.get(request)
@@ -87,9 +95,11 @@ export function buildSimulator (opts: SimulatorOptions = {}): SimulatorInstance 
     seedJob: (apiKey, job) => structuredClone(store.seed(store.account(apiKey), job).detail),
     jobs: apiKey => store.account(apiKey).list().map(job => structuredClone(job.detail)),
     requests,
+    refuseAccount: (apiKey, code) => { if (code === undefined) refusals.delete(apiKey); else refusals.set(apiKey, code) },
     reset: () => {
       executor.stopAll()
       store.reset()
+      refusals.clear()
       faults.clear()
       files.clear()
       requests.length = 0
@@ -120,6 +130,8 @@ export function buildSimulator (opts: SimulatorOptions = {}): SimulatorInstance 
     const key = url === '/ws' ? (request.query as { token?: string }).token : presentedKey(request)
     const account = key === undefined ? undefined : store.accounts.get(key)
     if (account !== undefined) {
+      const refusal = url?.startsWith('/__simulator') === true ? undefined : refusals.get(account.key)
+      if (refusal !== undefined) return reply.code(403).send(refusalBody(refusal))
       accounts.set(request, account)
       return
     }
@@ -158,7 +170,7 @@ export function buildSimulator (opts: SimulatorOptions = {}): SimulatorInstance 
   app.register(websocket)
   app.register(multipart, { limits: { fileSize: MAX_UPLOAD_SIZE, files: 1, fields: 16 } })
   app.register(async instance => {
-    registerRoutes(instance, { store, executor, accountOf })
+    registerRoutes(instance, { store, executor, accountOf, profile })
     registerStorageRoutes(instance, { files, signer, accountOf: request => accountOf(request).key })
     registerWs(instance, { hub, accountOf: request => accountOf(request).key, remaining: key => store.account(key).remaining() })
 
@@ -171,6 +183,16 @@ export function buildSimulator (opts: SimulatorOptions = {}): SimulatorInstance 
       const fault = parseFault(body.fault)
       faults.set(body.route, fault)
       return { route: body.route, fault }
+    })
+    // Out-of-process account refusal: {refusal: 'sso_required' | … | null} for the calling key's account.
+    instance.put('/__simulator/account', async request => {
+      const body = request.body
+      const refusal = isPlainObject(body) ? body.refusal : undefined
+      if (refusal !== null && !ACCOUNT_REFUSALS.includes(refusal as AccountRefusal)) {
+        throw new HttpError(400, 'BAD_REQUEST', `expected {refusal: ${ACCOUNT_REFUSALS.join(' | ')} | null}`)
+      }
+      control.refuseAccount(accountOf(request).key, refusal === null ? undefined : refusal as AccountRefusal)
+      return { refusal }
     })
     instance.delete('/__simulator/faults', async (request, reply) => {
       const route = (request.query as { route?: string }).route ?? (isPlainObject(request.body) && typeof request.body.route === 'string' ? request.body.route : undefined)

@@ -12,6 +12,8 @@ export interface Fault {
   latencyMs?: number
   errorRate?: number
   status?: number
+  /** the JSON body sent with `status` instead of the generic {code, message} (e.g. a 402 plan refusal) */
+  body?: unknown
   retryAfter?: number
   reset?: boolean
   malformed?: boolean
@@ -46,7 +48,7 @@ export class FaultRegistry {
 /** Checks a fault received over HTTP (`PUT /__simulator/faults`). */
 export function parseFault (value: unknown): Fault {
   if (!isPlainObject(value)) throw badRequest('fault must be an object')
-  const known = ['latencyMs', 'errorRate', 'status', 'retryAfter', 'reset', 'malformed', 'drift', 'times']
+  const known = ['latencyMs', 'errorRate', 'status', 'body', 'retryAfter', 'reset', 'malformed', 'drift', 'times']
   const unknown = Object.keys(value).filter(key => !known.includes(key))
   if (unknown.length > 0) throw badRequest(`unknown fault fields: ${unknown.join(', ')}`)
   const number = (key: string, min: number, max = Infinity): void => {
@@ -104,7 +106,7 @@ export function installFaultHooks (app: FastifyInstance, registry: FaultRegistry
     }
     if (fault.status !== undefined) {
       if (fault.retryAfter !== undefined) reply.header('retry-after', String(fault.retryAfter))
-      return reply.code(fault.status).send({ code: codeFor(fault.status), message: `Simulated fault: ${request.method} ${url} answered ${fault.status}` })
+      return reply.code(fault.status).send(fault.body ?? { code: codeFor(fault.status), message: `Simulated fault: ${request.method} ${url} answered ${fault.status}` })
     }
     if (fault.malformed === true || fault.drift !== undefined) bodyFaults.set(request, fault)
   })

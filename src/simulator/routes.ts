@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { badRequest, isCanonicalUuid, jobIdParam, notFound } from './errors.js'
+import { badRequest, HttpError, isCanonicalUuid, jobIdParam, notFound } from './errors.js'
 import type { Executor } from './executor.js'
 import { isPlainObject, NODES, validatePrompt, type ApiPrompt, type PromptErrorDetail } from './nodes.js'
 import {
@@ -12,6 +12,7 @@ import {
   type Account, type JobRecord, type JobStatus, type Store
 } from './store.js'
 import { FEATURE_FLAGS } from './ws.js'
+import { FOREIGN_JOB_BODY, withUserModels, type SimulatorProfile } from './profile.js'
 
 /** Pending jobs an account may hold before `POST /api/prompt` answers 429 QUEUE_LIMIT. */
 export const QUEUE_LIMIT = 100
@@ -22,6 +23,7 @@ export interface RouteDeps {
   store: Store
   executor: Executor
   accountOf: (request: FastifyRequest) => Account
+  profile: SimulatorProfile
 }
 
 type Query = Record<string, string | undefined>
@@ -84,8 +86,16 @@ function hasOutputType (job: JobRecord, type: string): boolean {
   return Object.values(job.detail.outputs ?? {}).some(output => keys[type].some(key => Array.isArray(output[key]) && output[key].length > 0))
 }
 
-export function registerRoutes (app: FastifyInstance, { store, executor, accountOf }: RouteDeps): void {
+export function registerRoutes (app: FastifyInstance, { store, executor, accountOf, profile }: RouteDeps): void {
   const allIds = (id: string): boolean => [...store.accounts.values()].some(account => account.jobs.has(id))
+  /** The current cloud answers another account's job with a plain 403; the spec profile answers 404 like an unknown id. */
+  const jobOf = (account: Account, rawId: string): JobRecord => {
+    if (profile === 'current' && !account.jobs.has(rawId.toLowerCase()) && allIds(rawId.toLowerCase())) {
+      throw new HttpError(403, FOREIGN_JOB_BODY.code, FOREIGN_JOB_BODY.message)
+    }
+    return findJob(account, rawId)
+  }
+  const userModelNodes = withUserModels(NODES)
 
   // Legacy routes the cloud keeps only as 404 stubs naming their replacement (cloud-api-notes §1.1).
   const stubs: Array<[string, string]> = [
@@ -100,7 +110,9 @@ export function registerRoutes (app: FastifyInstance, { store, executor, account
     app.get(url, async () => { throw notFound(`Not found: ${hint}`) })
   }
 
-  app.get('/api/object_info', async () => NODES)
+  // include_user_models adds the caller's own imported models (drift §2.11); the published spec has no such parameter.
+  app.get('/api/object_info', async request =>
+    profile === 'current' && (request.query as Query).include_user_models === 'true' ? userModelNodes : NODES)
 
   app.get('/api/features', async () => FEATURE_FLAGS)
 
@@ -204,12 +216,12 @@ export function registerRoutes (app: FastifyInstance, { store, executor, account
 
   app.get('/api/jobs/:job_id', async request => {
     const account = accountOf(request)
-    return detailView(account, findJob(account, (request.params as { job_id: string }).job_id))
+    return detailView(account, jobOf(account, (request.params as { job_id: string }).job_id))
   })
 
   app.post('/api/jobs/:job_id/cancel', async request => {
     const account = accountOf(request)
-    const job = findJob(account, (request.params as { job_id: string }).job_id)
+    const job = jobOf(account, (request.params as { job_id: string }).job_id)
     return { cancelled: executor.cancel(account, job) }
   })
 
