@@ -8,6 +8,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { ProxyError } from '../errors.js'
 import { cloudValidator, describeSchemaError, type CloudSchemaName } from './schemas.js'
 import { CircuitBreaker } from './breaker.js'
+import { accountRefusal, accountRefusalError } from './refusals.js'
 
 /** Told of every cloud call, for /metrics. */
 export interface CloudObserver {
@@ -65,6 +66,7 @@ export class CloudClient {
   private readonly log: FastifyBaseLogger
   readonly breaker: CircuitBreaker
   private readonly observer: CloudObserver
+  private accountProbe: Promise<boolean> | undefined
 
   constructor (options: CloudClientOptions) {
     this.origin = new URL(options.baseUrl).origin
@@ -108,8 +110,30 @@ export class CloudClient {
         await sleep(retryAfterMs(response.headers['retry-after']) ?? backoff(attempt))
         continue
       }
+      if (response.status === 403) await this.throwIfAccountRefused(call, response)
       return this.check(call, response)
     }
+  }
+
+  /** A 403 that refuses the account is an error on every route, even where a 403 otherwise means "not yours" (drift §1.3). */
+  private async throwIfAccountRefused (call: CloudCall, response: CloudResponse): Promise<void> {
+    const refusal = accountRefusal(response.status, response.body)
+    if (refusal === undefined) return
+    if (refusal.ambiguous && (call.accept ?? []).includes(403) && !await this.accountRefused()) return
+    this.log.warn({ cloud: { method: call.method, path: call.path, code: refusal.code } }, 'Comfy Cloud refused the account')
+    throw accountRefusalError(refusal, `${call.method} ${call.path}`)
+  }
+
+  /**
+   * Whether an account-wide read is refused too: one call, shared by the 403s that arrive while it runs.
+   * Only another account's job costs it, so its answer is not kept: an account's state can change at any time.
+   */
+  private async accountRefused (): Promise<boolean> {
+    this.accountProbe ??= this.call({ method: 'GET', path: '/api/jobs', query: { limit: 1 }, schema: 'JobsListResponse' }).then(
+      () => false,
+      (err: unknown) => { if (err instanceof ProxyError && err.type === 'cloud_account_refused') return true; throw err })
+      .finally(() => { this.accountProbe = undefined })
+    return await this.accountProbe
   }
 
   /** A GET whose body is streamed to the client as it arrives (files); redirects are not followed. */
@@ -233,6 +257,8 @@ export class CloudClient {
 export function upstreamStatusError (call: Pick<CloudCall, 'method' | 'path'>, response: CloudResponse): ProxyError {
   const where = `${call.method} ${call.path}`
   const { status } = response
+  const refusal = accountRefusal(status, typeof response.body === 'string' ? parseJson(response.body) : response.body)
+  if (refusal !== undefined) return accountRefusalError(refusal, where)
   if (status === 401) {
     return new ProxyError(502, 'cloud_auth_failed',
       'Comfy Cloud rejected the proxy\'s API key: check COMFY_CLOUD_API_KEY (or COMFY_CLOUD_API_KEY_FILE) on the proxy', where)
@@ -245,6 +271,10 @@ export function upstreamStatusError (call: Pick<CloudCall, 'method' | 'path'>, r
   if (status === 503) return new ProxyError(503, 'cloud_unavailable', 'Comfy Cloud is unavailable', where)
   if (status === 504) return new ProxyError(504, 'cloud_timeout', 'Comfy Cloud timed out', where)
   return new ProxyError(502, 'cloud_error', `Comfy Cloud answered ${status}`, where, { status })
+}
+
+function parseJson (text: string): unknown {
+  try { return JSON.parse(text) } catch { return undefined }
 }
 
 function queryString (query: CloudCall['query']): string {

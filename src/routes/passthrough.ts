@@ -8,7 +8,9 @@ import type { FastifyPluginAsync } from 'fastify'
 import httpProxy from '@fastify/http-proxy'
 import type { IncomingHttpHeaders } from 'node:http'
 import { ProxyError } from '../errors.js'
+import { Readable } from 'node:stream'
 import { upstreamStatusError } from '../cloud/client.js'
+import { accountRefusal, accountRefusalError } from '../cloud/refusals.js'
 import { withoutToken } from '../auth.js'
 
 /** Credentials a local client may send that must never reach the cloud (notes §1.2). */
@@ -49,16 +51,53 @@ interface RelayReply {
   type: (contentType: string) => RelayReply
 }
 
+/** A 403 body larger than this is relayed without being read for an account refusal (those are a few hundred bytes). */
+const REFUSAL_BODY_LIMIT = 64 * 1024
+
+function sendFailure (reply: RelayReply, failure: ProxyError): void {
+  for (const name of ['content-length', 'content-encoding', 'transfer-encoding', 'etag']) reply.removeHeader(name)
+  void reply.code(failure.statusCode).type('application/json; charset=utf-8').send({ error: failure.toLocal() })
+}
+
+/** A 403 that refuses the whole account (drift §1.3) becomes the same 502 as on the translated routes; any other 403 passes as it is. */
+async function relay403 (reply: RelayReply, upstream: UpstreamAnswer): Promise<void> {
+  const chunks: Buffer[] = []
+  let size = 0
+  const reader = upstream.stream[Symbol.asyncIterator]()
+  for (let next = await reader.next(); next.done !== true; next = await reader.next()) {
+    const chunk = Buffer.from(next.value as Buffer)
+    chunks.push(chunk)
+    size += chunk.length
+    if (size > REFUSAL_BODY_LIMIT) {
+      async function * rest (): AsyncGenerator<Buffer> {
+        yield * chunks
+        for (let more = await reader.next(); more.done !== true; more = await reader.next()) yield Buffer.from(more.value as Buffer)
+      }
+      void reply.send(Readable.from(rest()))
+      return
+    }
+  }
+  const body = Buffer.concat(chunks)
+  let parsed: unknown
+  try { parsed = JSON.parse(body.toString('utf8')) } catch { parsed = undefined }
+  const refusal = accountRefusal(403, parsed)
+  // FORBIDDEN may be one job of another account on a per-job route (notes §2.7): only the unambiguous codes are rewritten here.
+  if (refusal !== undefined && !refusal.ambiguous) sendFailure(reply, accountRefusalError(refusal, '(passed through)'))
+  else void reply.send(body)
+}
+
 /** Cloud 4xx answers pass as they are; a cloud 5xx becomes the local envelope (502/503/504), as on the translated routes. */
 function relayOrWrap5xx (_request: unknown, reply: RelayReply, upstream: UpstreamAnswer): void {
+  if (upstream.statusCode === 403) {
+    relay403(reply, upstream).catch(() => { sendFailure(reply, new ProxyError(502, 'cloud_connection_failed', 'The connection to Comfy Cloud failed')) })
+    return
+  }
   if (upstream.statusCode < 500) {
     void reply.send(upstream.stream)
     return
   }
   upstream.stream.resume()
-  const failure = upstreamStatusError({ method: 'GET', path: '(passed through)' }, { status: upstream.statusCode, headers: {}, body: '' })
-  for (const name of ['content-length', 'content-encoding', 'transfer-encoding', 'etag']) reply.removeHeader(name)
-  void reply.code(failure.statusCode).type('application/json; charset=utf-8').send({ error: failure.toLocal() })
+  sendFailure(reply, upstreamStatusError({ method: 'GET', path: '(passed through)' }, { status: upstream.statusCode, headers: {}, body: '' }))
 }
 
 const passthroughRoutes: FastifyPluginAsync = async (fastify) => {

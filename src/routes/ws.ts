@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import WebSocket, { type RawData } from 'ws'
 import { errorBody } from '../errors.js'
+import { accountRefusal } from '../cloud/refusals.js'
 
 /** RFC 6455 registry: 1014 "Bad Gateway", the upstream server failed. */
 const BAD_GATEWAY = 1014
@@ -132,12 +133,21 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
     })
     upstream.on('unexpected-response', (_req, res) => {
       log.warn({ status: res.statusCode }, 'Comfy Cloud refused the WebSocket')
-      res.resume()
-      const reason = res.statusCode === 401 || res.statusCode === 403
-        ? 'Comfy Cloud rejected the proxy\'s API key'
-        : `Comfy Cloud refused the WebSocket (${res.statusCode ?? 'no status'})`
-      socket.close(res.statusCode === 401 || res.statusCode === 403 ? POLICY_VIOLATION : TRY_AGAIN_LATER, reason)
-      upstream.terminate()
+      const chunks: Buffer[] = []
+      let size = 0
+      res.on('data', (chunk: Buffer) => { if ((size += chunk.length) <= 16_384) chunks.push(chunk) })
+      res.once('end', () => {
+        const refusal = accountRefusal(res.statusCode ?? 0, safeParse(Buffer.concat(chunks)))
+        // A close reason holds at most 123 bytes: the code, and where the fix is told in full.
+        const reason = refusal !== undefined
+          ? `Comfy Cloud refused the account: ${refusal.code.slice(0, 40)} (see comfy-compat-proxy doctor)`
+          : res.statusCode === 401 || res.statusCode === 403
+            ? 'Comfy Cloud rejected the proxy\'s API key'
+            : `Comfy Cloud refused the WebSocket (${res.statusCode ?? 'no status'})`
+        socket.close(res.statusCode === 401 || res.statusCode === 403 ? POLICY_VIOLATION : TRY_AGAIN_LATER, reason)
+        upstream.terminate()
+      })
+      res.once('error', () => { upstream.terminate() })
     })
     upstream.on('error', (err) => {
       log.warn({ code: (err as NodeJS.ErrnoException).code ?? err.name }, 'Comfy Cloud WebSocket failed')
