@@ -30,6 +30,8 @@ export interface Config {
   shutdownTimeoutMs: number
   simulatorConcurrency: number
   simulatorStepMs: number
+  objectInfoUserModels: boolean
+  simulatorProfile: 'spec' | 'current'
 }
 
 export interface LoadedConfig extends Config {

@@ -22,7 +22,7 @@ export async function serve (env: NodeJS.ProcessEnv = process.env): Promise<Fast
   let simulator: Awaited<ReturnType<typeof startSimulator>> | undefined
   if (config.useSimulator) {
     const apiKey = `comfyui-simulator-${randomBytes(16).toString('hex')}`
-    simulator = await startSimulator({ apiKeys: [apiKey], concurrency: config.simulatorConcurrency, stepMs: config.simulatorStepMs, host: '127.0.0.1', port: 0 })
+    simulator = await startSimulator({ apiKeys: [apiKey], concurrency: config.simulatorConcurrency, stepMs: config.simulatorStepMs, profile: config.simulatorProfile, host: '127.0.0.1', port: 0 })
     config = { ...config, cloudUrl: simulator.url, apiKey }
   }
 

@@ -1,19 +1,39 @@
 /**
- * GET /object_info/{class}: the cloud only serves the full list (it 404s the per-class route,
- * notes §1.1), so pick the class from it; an unknown class answers {} like local ComfyUI.
+ * GET /object_info and GET /object_info/{class} from the cloud's full list, shared for a minute.
+ * The cloud 404s the per-class route (notes §1.1), so the class is picked from the full list; an
+ * unknown class answers {} like local ComfyUI. With OBJECT_INFO_USER_MODELS (default) the cloud is
+ * asked for the account's own imported models too (drift §2.11), as local lists its models folder.
  */
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Json } from '../cloud/types.js'
 
 const OBJECT_INFO_TTL_MS = 60_000
 
+interface Catalogue { nodes: Json, text: string }
+
+async function catalogue (fastify: FastifyInstance): Promise<Catalogue> {
+  const userModels = fastify.config.objectInfoUserModels
+  return await fastify.cache.shared(`object_info:user_models=${String(userModels)}`, async () => {
+    const nodes = (await fastify.cloud.call<Json>({
+      method: 'GET',
+      path: '/api/object_info',
+      query: { include_user_models: userModels ? 'true' : undefined },
+      schema: 'ObjectInfoResponse'
+    })).body
+    // Kept as text as well: the full list is megabytes, serialised once rather than per request.
+    return { nodes, text: JSON.stringify(nodes) }
+  }, OBJECT_INFO_TTL_MS)
+}
+
 const objectInfoRoutes: FastifyPluginAsync = async (fastify) => {
+  fastify.get('/object_info', async (_request, reply) => {
+    return await reply.type('application/json; charset=utf-8').send((await catalogue(fastify)).text)
+  })
+
   fastify.get<{ Params: { nodeClass: string } }>('/object_info/:nodeClass', async (request) => {
-    const all = await fastify.cache.shared('object_info', async () => (await fastify.cloud.call<Json>({
-      method: 'GET', path: '/api/object_info', schema: 'ObjectInfoResponse'
-    })).body, OBJECT_INFO_TTL_MS)
+    const { nodes } = await catalogue(fastify)
     const { nodeClass } = request.params
-    return Object.hasOwn(all, nodeClass) ? { [nodeClass]: all[nodeClass] } : {}
+    return Object.hasOwn(nodes, nodeClass) ? { [nodeClass]: nodes[nodeClass] } : {}
   })
 }
 

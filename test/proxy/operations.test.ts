@@ -72,8 +72,8 @@ t.test('PROXY_AUTH_TOKEN guards every route but the probes; the token is never f
   t.equal((await getJson(`${stack.url}/healthz`)).status, 200)
   const sim = stack.simulator.app.simulator
   sim.requests.length = 0
-  t.equal((await getJson(`${stack.url}/object_info?token=${token}`)).status, 200)
-  t.equal(sim.requests[0].url, '/api/object_info')
+  t.equal((await getJson(`${stack.url}/system_stats?token=${token}`)).status, 200)
+  t.equal(sim.requests[0].url, '/api/system_stats')
   t.equal(sim.requests[0].headers.authorization, undefined)
 
   const wsUrl = stack.url.replace('http', 'ws')

@@ -8,7 +8,7 @@ t.test('untranslated routes pass through to /api/<route> with the server key and
   const stack = await startStack(t)
   const sim = stack.simulator.app.simulator
   const headers = { authorization: 'Bearer client', 'x-api-key': 'client-key', cookie: 'a=b', 'x-comfy-workspace-id': 'ws-1' }
-  for (const path of ['/object_info', '/api/object_info', '/system_stats', '/api/features']) {
+  for (const path of ['/system_stats', '/api/system_stats', '/features', '/api/features']) {
     sim.requests.length = 0
     const { status, body } = await getJson(`${stack.url}${path}`, { headers })
     t.equal(status, 200, path)
