@@ -45,8 +45,37 @@ const STATUS_FOR_CLIENT: Record<number, number> = {
 /** Cloud-only details (402/403/429 bodies) kept for the client in extra_info. */
 const DETAIL_FIELDS = ['reason', 'class_types', 'providers']
 
-/** Any non-200 answer of POST /api/prompt as the local envelope with a fitting status. */
-export function localPromptError (status: number, body: unknown): LocalPromptError {
+const NOTHING_QUEUED = 'Comfy Cloud queued nothing'
+/**
+ * Refusals local ComfyUI never gives, by the cloud's error.type (notes §1.5, drift §2.6): what happened
+ * and what to do, for a person reading a client's error box. 429s are back-pressure (retrying later
+ * succeeds); 402s are plan refusals (retrying never does until the plan changes).
+ */
+const REFUSALS: Record<string, string> = {
+  QUEUE_LIMIT: `${NOTHING_QUEUED}: the account's queue is full (Comfy Cloud holds at most 100 waiting jobs). Submit again once some jobs have finished`,
+  FREE_TIER_UNAVAILABLE: `${NOTHING_QUEUED}: the free tier has no capacity right now. Try again later`,
+  BILLING_UNAVAILABLE: `${NOTHING_QUEUED}: it could not check the account's funds just now. Try again later`,
+  PLATFORM_REFUSED: `${NOTHING_QUEUED}: the platform is not ready to run this job yet. Try again later`,
+  PAYMENT_REQUIRED: `${NOTHING_QUEUED}: the account has no credits left for this job. Add credits at https://cloud.comfy.org, then submit again`,
+  CLOUD_SUBSCRIPTION_REQUIRED: `${NOTHING_QUEUED}: running jobs through the API needs a paid Comfy Cloud subscription. Subscribe at https://cloud.comfy.org, then submit again`,
+  FREE_TIER_EXHAUSTED: `${NOTHING_QUEUED}: the account's free allowance is used up. Upgrade the plan at https://cloud.comfy.org or wait for it to renew`,
+  PARTNER_NODE_PAYMENT_REQUIRED: `${NOTHING_QUEUED}: the workflow uses partner (paid API) nodes the account cannot pay for. Add credits or remove those nodes`,
+  MODEL_PAYMENT_REQUIRED: `${NOTHING_QUEUED}: the workflow uses a model the account's plan does not include. Upgrade the plan or choose another model`
+}
+
+/** The person-readable message of a cloud refusal, with when to retry; undefined for answers that are not refusals. */
+function refusalMessage (status: number, type: string | undefined, retryAfter: string | undefined): string | undefined {
+  const known = type === undefined ? undefined : REFUSALS[type]
+  const message = known ?? (status === 429 ? `${NOTHING_QUEUED}: it is refusing new jobs for the moment. Try again later` : undefined)
+  if (message === undefined) return undefined
+  return retryAfter !== undefined && /^\d+$/.test(retryAfter) ? `${message} (Comfy Cloud asks to wait ${retryAfter} s)` : message
+}
+
+/**
+ * Any non-200 answer of POST /api/prompt as the local envelope with a fitting status. Refusals get a
+ * message a person understands; the cloud's own words stay in extra_info.cloud_message.
+ */
+export function localPromptError (status: number, body: unknown, retryAfter?: string): LocalPromptError {
   if (status === 401) {
     return envelope(502, {
       type: 'proxy_auth_failed',
@@ -63,22 +92,29 @@ export function localPromptError (status: number, body: unknown): LocalPromptErr
     for (const field of DETAIL_FIELDS) {
       if (error[field] !== undefined) extraInfo[field] = error[field]
     }
+    const type = typeof error.type === 'string' ? error.type : undefined
+    const cloudMessage = typeof error.message === 'string' ? error.message : undefined
+    const refusal = refusalMessage(status, type, retryAfter)
+    if (refusal !== undefined && cloudMessage !== undefined) extraInfo.cloud_message = cloudMessage
     return envelope(statusCode, {
-      type: typeof error.type === 'string' ? error.type : `cloud_${status}`,
-      message: typeof error.message === 'string' ? error.message : `Comfy Cloud refused the prompt (${status})`,
+      type: type ?? `cloud_${status}`,
+      message: refusal ?? cloudMessage ?? `Comfy Cloud refused the prompt (${status})`,
       details: typeof error.details === 'string' ? error.details : error.details === undefined ? '' : JSON.stringify(error.details),
       extra_info: extraInfo
     }, nodeErrors)
   }
   if (isObject(body) && typeof body.code === 'string') {
+    const refusal = refusalMessage(status, body.code, retryAfter)
+    const extraInfo: Json = isObject(body.details) ? { ...body.details } : {}
+    if (refusal !== undefined && typeof body.message === 'string') extraInfo.cloud_message = body.message
     return envelope(statusCode, {
       type: body.code,
-      message: typeof body.message === 'string' ? body.message : body.code,
+      message: refusal ?? (typeof body.message === 'string' ? body.message : body.code),
       details: '',
-      extra_info: isObject(body.details) ? body.details : {}
+      extra_info: extraInfo
     }, nodeErrors)
   }
-  const message = isObject(body) && typeof body.error === 'string' ? body.error : `Comfy Cloud answered ${status}`
+  const message = refusalMessage(status, undefined, retryAfter) ?? (isObject(body) && typeof body.error === 'string' ? body.error : `Comfy Cloud answered ${status}`)
   return envelope(statusCode, { type: `cloud_${status}`, message, details: '', extra_info: {} }, nodeErrors)
 }
 

@@ -34,8 +34,8 @@ const promptRoutes: FastifyPluginAsync = async (fastify) => {
       fastify.submissions.end(ticket)
     }
     if (response.status >= 300) {
-      const { statusCode, body } = localPromptError(response.status, response.body)
       const retryAfter = response.headers['retry-after']
+      const { statusCode, body } = localPromptError(response.status, response.body, typeof retryAfter === 'string' ? retryAfter : undefined)
       if (typeof retryAfter === 'string' && (statusCode === 429 || statusCode === 503)) reply.header('retry-after', retryAfter)
       request.log.info({ cloudStatus: response.status, errorType: body.error.type }, 'prompt refused')
       return await reply.code(statusCode).send(body)

@@ -47,7 +47,10 @@ t.test('a cloud 401 blames the proxy key, not the client', async t => {
 
 t.test('billing, governance, size and rate errors keep a fitting status and the envelope', async t => {
   const payment = localPromptError(402, { error: { type: 'PAYMENT_REQUIRED', message: 'Insufficient credits' } })
-  t.same(payment, { statusCode: 402, body: { error: { type: 'PAYMENT_REQUIRED', message: 'Insufficient credits', details: '', extra_info: {} }, node_errors: {} } })
+  t.equal(payment.statusCode, 402)
+  t.equal(payment.body.error.type, 'PAYMENT_REQUIRED')
+  t.match(payment.body.error.message, /no credits left .*Add credits/, 'a refusal says what to do')
+  t.same(payment.body.error.extra_info, { cloud_message: 'Insufficient credits' }, 'and keeps the cloud\'s words')
   const disabled = localPromptError(403, { error: { type: 'PARTNER_NODE_DISABLED', message: 'off', class_types: ['X'], providers: ['p'] } })
   t.equal(disabled.statusCode, 403)
   t.same(disabled.body.error.extra_info, { class_types: ['X'], providers: ['p'] })
@@ -57,7 +60,10 @@ t.test('billing, governance, size and rate errors keep a fitting status and the 
   t.equal(localPromptError(413, 'too large').body.error.type, 'cloud_413')
   const limited = localPromptError(429, { error: { type: 'QUEUE_LIMIT', message: 'full', reason: 'r' } })
   t.equal(limited.statusCode, 429)
-  t.same(limited.body.error.extra_info, { reason: 'r' })
+  t.same(limited.body.error.extra_info, { reason: 'r', cloud_message: 'full' })
+  t.match(localPromptError(429, { error: { type: 'QUEUE_LIMIT', message: 'full' } }, '7').body.error.message, /queue is full.*wait 7 s/)
+  t.match(localPromptError(429, { code: 'TOO_MANY_REQUESTS', message: 'slow down' }).body.error.message, /refusing new jobs for the moment/,
+    'a 429 of an unknown type is still back-pressure')
   t.equal(localPromptError(409, { error: 'prompt_id already exists' }).body.error.message, 'prompt_id already exists')
 })
 
