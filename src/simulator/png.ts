@@ -1,14 +1,15 @@
 /**
- * A small PNG writer and reader: enough to produce the simulator's images (8-bit, non-interlaced)
- * and to take apart PNGs for `/api/view?channel=`. Built on node:zlib only.
+ * The simulator's PNG writer (8-bit, non-interlaced, with ComfyUI's tEXt metadata) and image reading for uploads
+ * and `/api/view?channel=`.
  */
-import { crc32, deflateSync, inflateSync } from 'node:zlib'
+import { crc32, deflateSync } from 'node:zlib'
+import { decode as jpeg_decode } from 'jpeg-js'
+import { PNG } from 'pngjs'
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
 
 /** PNG colour type by channel count: gray, gray+alpha, RGB, RGBA. */
 const COLOR_TYPE: Record<number, number> = { 1: 0, 2: 4, 3: 2, 4: 6 }
-const CHANNELS: Record<number, number> = { 0: 1, 4: 2, 2: 3, 6: 4 }
 
 export interface RawImage {
   width: number
@@ -37,23 +38,82 @@ function ihdr (width: number, height: number, channels: number): Buffer {
   return data
 }
 
+/** tEXt: latin-1 keyword, NUL, latin-1 text (ComfyUI's texts are JSON with non-ASCII escaped). */
+function text (keyword: string, value: string): Buffer {
+  return chunk('tEXt', Buffer.concat([Buffer.from(keyword, 'latin1'), Buffer.alloc(1), Buffer.from(value, 'latin1')]))
+}
+
 /** Assembles a PNG from already filtered scanlines (one filter byte per row). */
-function assemble (width: number, height: number, channels: number, filtered: Buffer, level: number): Buffer {
+function assemble (width: number, height: number, channels: number, filtered: Buffer, level: number, texts: Array<[string, string]> = []): Buffer {
   return Buffer.concat([
     SIGNATURE,
     chunk('IHDR', ihdr(width, height, channels)),
+    ...texts.map(([keyword, value]) => text(keyword, value)),
     chunk('IDAT', deflateSync(filtered, { level })),
     chunk('IEND', Buffer.alloc(0))
   ])
 }
 
-/** Encodes raw pixels with filter type 0 on every row. */
-export function encodePng (image: RawImage): Buffer {
-  const { width, height, channels, pixels } = image
-  const stride = width * channels
+/** Rows with filter 0, or with filter 2 (Up): smooth pictures compress far better with Up. */
+function filterRows (pixels: Buffer, stride: number, height: number, up: boolean): Buffer {
   const filtered = Buffer.alloc((stride + 1) * height)
-  for (let y = 0; y < height; y++) pixels.copy(filtered, y * (stride + 1) + 1, y * stride, (y + 1) * stride)
-  return assemble(width, height, channels, filtered, 6)
+  for (let y = 0; y < height; y++) {
+    const row = y * (stride + 1)
+    if (!up || y === 0) {
+      pixels.copy(filtered, row + 1, y * stride, (y + 1) * stride)
+      continue
+    }
+    filtered[row] = 2
+    for (let i = 0; i < stride; i++) filtered[row + 1 + i] = (pixels[y * stride + i] - pixels[(y - 1) * stride + i]) & 0xff
+  }
+  return filtered
+}
+
+export interface EncodeOptions {
+  /** zlib level: SaveImage uses 4, PreviewImage 1 (ComfyUI's compress_level) */
+  level?: number
+  /** tEXt chunks in order, e.g. [['prompt', json]] */
+  texts?: Array<[string, string]>
+  /** filter rows with Up (default: no filtering) */
+  up?: boolean
+}
+
+/** Encodes raw 8-bit pixels. */
+export function encodePng (image: RawImage, options: EncodeOptions = {}): Buffer {
+  const { width, height, channels, pixels } = image
+  return assemble(width, height, channels, filterRows(pixels, width * channels, height, options.up === true), options.level ?? 6, options.texts)
+}
+
+/**
+ * An animated PNG (what PIL writes for SaveAnimatedPNG): acTL, then per frame fcTL and the data (IDAT for the
+ * first frame, fdAT with a sequence number after), each frame shown for `delayMs`.
+ */
+export function encodeApng (frames: RawImage[], delayMs: number, options: EncodeOptions = {}): Buffer {
+  const { width, height, channels } = frames[0]
+  const level = options.level ?? 6
+  const actl = Buffer.alloc(8)
+  actl.writeUInt32BE(frames.length, 0) // plays: 0 = forever
+  const parts = [SIGNATURE, chunk('IHDR', ihdr(width, height, channels)), ...(options.texts ?? []).map(([k, v]) => text(k, v)), chunk('acTL', actl)]
+  let sequence = 0
+  frames.forEach((frame, i) => {
+    const fctl = Buffer.alloc(26)
+    fctl.writeUInt32BE(sequence++, 0)
+    fctl.writeUInt32BE(width, 4)
+    fctl.writeUInt32BE(height, 8)
+    fctl.writeUInt16BE(Math.min(65535, Math.max(0, Math.round(delayMs))), 20)
+    fctl.writeUInt16BE(1000, 22)
+    parts.push(chunk('fcTL', fctl))
+    const data = deflateSync(filterRows(frame.pixels, width * channels, height, options.up === true), { level })
+    if (i === 0) {
+      parts.push(chunk('IDAT', data))
+    } else {
+      const head = Buffer.alloc(4)
+      head.writeUInt32BE(sequence++, 0)
+      parts.push(chunk('fdAT', Buffer.concat([head, data])))
+    }
+  })
+  parts.push(chunk('IEND', Buffer.alloc(0)))
+  return Buffer.concat(parts)
 }
 
 /** mulberry32: a tiny deterministic PRNG. */
@@ -107,6 +167,25 @@ export function renderImage (width: number, height: number, seed: number): Buffe
   return assemble(width, height, 3, filtered, 1)
 }
 
+/**
+ * Deterministic RGB pixels for a seed, standing in for what a model would decode: a seeded gradient row with
+ * noise, and each later row the one above plus a small seeded step.
+ */
+export function samplePixels (width: number, height: number, seed: number): Buffer {
+  const random = prng(seed)
+  const stride = width * 3
+  const pixels = Buffer.allocUnsafe(stride * height)
+  const base = [random() * 256, random() * 256, random() * 256]
+  const slope = [random() * 2 - 1, random() * 2 - 1, random() * 2 - 1]
+  for (let x = 0; x < width; x++) {
+    const t = width > 1 ? x * 255 / (width - 1) : 0
+    for (let c = 0; c < 3; c++) pixels[x * 3 + c] = (base[c] + slope[c] * t + random() * 24) & 0xff
+  }
+  const step = [Math.floor(random() * 3), Math.floor(random() * 3), Math.floor(random() * 3)]
+  for (let i = stride; i < pixels.length; i++) pixels[i] = (pixels[i - stride] + step[i % 3]) & 0xff
+  return pixels
+}
+
 export interface PngHeader { width: number, height: number, bitDepth: number, colorType: number, interlace: number }
 
 /** Reads the IHDR of a PNG; undefined when the bytes are not a PNG. */
@@ -121,54 +200,32 @@ export function readPngHeader (bytes: Buffer): PngHeader | undefined {
   }
 }
 
-function paeth (a: number, b: number, c: number): number {
-  const p = a + b - c
-  const pa = Math.abs(p - a)
-  const pb = Math.abs(p - b)
-  const pc = Math.abs(p - c)
-  if (pa <= pb && pa <= pc) return a
-  return pb <= pc ? b : c
+export interface DecodedImage {
+  width: number
+  height: number
+  /** RGBA, 8 bits per channel */
+  rgba: Buffer
+  /** whether the file has an alpha channel (PIL's 'A' band), which LoadImage turns into a mask */
+  hasAlpha: boolean
 }
 
-/** Decodes an 8-bit, non-interlaced gray/gray+alpha/RGB/RGBA PNG; throws on anything else. */
-export function decodePng (bytes: Buffer): RawImage {
-  const header = readPngHeader(bytes)
-  if (header === undefined) throw new Error('not a PNG file')
-  const channels = CHANNELS[header.colorType]
-  if (header.bitDepth !== 8 || channels === undefined || header.interlace !== 0) {
-    throw new Error('only 8-bit, non-interlaced gray, gray+alpha, RGB and RGBA PNGs are supported')
+/**
+ * Decodes a PNG (any bit depth, palette, interlace: pngjs) or a JPEG (jpeg-js) to 8-bit RGBA. Uploaded files
+ * come in every PNG flavour there is, so a complete decoder beats the handful of cases a hand-written one covers.
+ */
+export function decodeImage (bytes: Buffer): DecodedImage {
+  if (readPngHeader(bytes) !== undefined) {
+    const png = PNG.sync.read(bytes)
+    // the IHDR colour type (the typings omit 3, palette); palette transparency comes as an alpha band too
+    const colorType: number = bytes[25]
+    const hasAlpha = colorType === 4 || colorType === 6 || (colorType === 3 && png.alpha)
+    return { width: png.width, height: png.height, rgba: png.data, hasAlpha }
   }
-  const idat: Buffer[] = []
-  for (let at = 8; at + 12 <= bytes.length;) {
-    const length = bytes.readUInt32BE(at)
-    const type = bytes.toString('latin1', at + 4, at + 8)
-    if (type === 'IDAT') idat.push(bytes.subarray(at + 8, at + 8 + length))
-    if (type === 'IEND') break
-    at += 12 + length
+  if (bytes[0] === 0xff && bytes[1] === 0xd8) {
+    const jpeg = jpeg_decode(bytes, { formatAsRGBA: true, maxMemoryUsageInMB: 1024 })
+    return { width: jpeg.width, height: jpeg.height, rgba: jpeg.data, hasAlpha: false }
   }
-  const { width, height } = header
-  const stride = width * channels
-  const data = inflateSync(Buffer.concat(idat))
-  if (data.length < (stride + 1) * height) throw new Error('truncated PNG data')
-  const pixels = Buffer.alloc(stride * height)
-  for (let y = 0; y < height; y++) {
-    const filter = data[y * (stride + 1)]
-    const src = y * (stride + 1) + 1
-    const out = y * stride
-    for (let i = 0; i < stride; i++) {
-      const left = i >= channels ? pixels[out + i - channels] : 0
-      const up = y > 0 ? pixels[out - stride + i] : 0
-      const upLeft = y > 0 && i >= channels ? pixels[out - stride + i - channels] : 0
-      let predictor = 0
-      if (filter === 1) predictor = left
-      else if (filter === 2) predictor = up
-      else if (filter === 3) predictor = (left + up) >> 1
-      else if (filter === 4) predictor = paeth(left, up, upLeft)
-      else if (filter !== 0) throw new Error(`bad PNG filter type ${filter}`)
-      pixels[out + i] = (data[src + i] + predictor) & 0xff
-    }
-  }
-  return { width, height, channels: channels as RawImage['channels'], pixels }
+  throw new Error('cannot identify image file')
 }
 
 /**
@@ -176,19 +233,15 @@ export function decodePng (bytes: Buffer): RawImage {
  * grayscale image (fully opaque when the source has no alpha), as the Cloud spec describes the parameter.
  */
 export function extractChannel (bytes: Buffer, channel: 'rgb' | 'a' | 'alpha'): Buffer {
-  const image = decodePng(bytes)
+  const image = decodeImage(bytes)
   const count = image.width * image.height
-  const { channels, pixels } = image
+  const { rgba } = image
   if (channel === 'rgb') {
     const out = Buffer.alloc(count * 3)
-    for (let i = 0; i < count; i++) {
-      for (let c = 0; c < 3; c++) out[i * 3 + c] = channels >= 3 ? pixels[i * channels + c] : pixels[i * channels]
-    }
+    for (let i = 0; i < count; i++) rgba.copy(out, i * 3, i * 4, i * 4 + 3)
     return encodePng({ width: image.width, height: image.height, channels: 3, pixels: out })
   }
   const out = Buffer.alloc(count, 255)
-  if (channels === 2 || channels === 4) {
-    for (let i = 0; i < count; i++) out[i] = pixels[i * channels + channels - 1]
-  }
+  if (image.hasAlpha) for (let i = 0; i < count; i++) out[i] = rgba[i * 4 + 3]
   return encodePng({ width: image.width, height: image.height, channels: 1, pixels: out })
 }
