@@ -8,9 +8,11 @@ import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify'
 import multipart from '@fastify/multipart'
 import websocket from '@fastify/websocket'
+import { Catalog } from './catalog.js'
 import { codeFor, HttpError } from './errors.js'
 import { Executor } from './executor.js'
 import { FaultRegistry, installFaultHooks, parseFault, type Fault } from './faults.js'
+import { resolveModels, type ModelFolder, type ModelFolders } from './models.js'
 import { isPlainObject } from './nodes.js'
 import { registerRoutes } from './routes.js'
 import { FileStore, MAX_UPLOAD_SIZE, registerStorageRoutes, Signer } from './storage.js'
@@ -22,6 +24,10 @@ export type { Fault } from './faults.js'
 export type { JobDetail, JobStatus } from './store.js'
 export { ACCOUNT_REFUSALS, PROFILES, type AccountRefusal, type SimulatorProfile } from './profile.js'
 export { QUEUE_LIMIT } from './routes.js'
+export { DEFAULT_MODELS, MODEL_FOLDERS, parseModelList, resolveModels, type ModelFolder, type ModelFolders } from './models.js'
+
+/** Finished jobs an account keeps by default before the oldest are forgotten. */
+export const DEFAULT_MAX_JOBS = 5000
 
 export const DEFAULT_API_KEY = 'comfyui-simulator-key'
 
@@ -40,6 +46,10 @@ export interface SimulatorOptions {
   logger?: boolean | object
   /** `spec`: the published v1 spec (default); `current`: the deployed cloud as drift §2 describes it */
   profile?: SimulatorProfile
+  /** model file names by folder; folders not named keep DEFAULT_MODELS */
+  models?: Partial<Record<ModelFolder, string[]>>
+  /** finished jobs kept per account (with their output files); older ones are forgotten. default 5000 */
+  maxJobs?: number
 }
 
 export interface SimulatorControl {
@@ -77,7 +87,9 @@ export function buildSimulator (opts: SimulatorOptions = {}): SimulatorInstance 
   const hub = new SocketHub()
   const faults = new FaultRegistry()
   const signer = new Signer(opts.signingSecret ?? randomBytes(32).toString('hex'), opts.viewUrlTtlMs ?? 300_000)
-  const executor = new Executor(store, files, hub, { concurrency: opts.concurrency ?? 1, stepMs: opts.stepMs ?? 50 })
+  const models: ModelFolders = resolveModels(opts.models)
+  const catalog = new Catalog(models)
+  const executor = new Executor(store, files, hub, { concurrency: opts.concurrency ?? 1, stepMs: opts.stepMs ?? 50, catalog, maxJobs: opts.maxJobs ?? DEFAULT_MAX_JOBS })
   const profile = opts.profile ?? 'spec'
   const refusals = new Map<string, AccountRefusal>()
   const accounts = new WeakMap<FastifyRequest, Account>()
@@ -170,7 +182,7 @@ export function buildSimulator (opts: SimulatorOptions = {}): SimulatorInstance 
   app.register(websocket)
   app.register(multipart, { limits: { fileSize: MAX_UPLOAD_SIZE, files: 1, fields: 16 } })
   app.register(async instance => {
-    registerRoutes(instance, { store, executor, accountOf, profile })
+    registerRoutes(instance, { store, executor, accountOf, profile, catalog, files })
     registerStorageRoutes(instance, { files, signer, accountOf: request => accountOf(request).key })
     registerWs(instance, { hub, accountOf: request => accountOf(request).key, remaining: key => store.account(key).remaining() })
 

@@ -6,16 +6,13 @@
  * status, and finally `executing {node: null}` once the terminal job is readable over HTTP.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import { coerce, executionOrder, isPlainObject, type ApiPrompt } from './nodes.js'
-import { renderImage, seedFrom } from './png.js'
+import type { Catalog } from './catalog.js'
+import { executionOrder, isPlainObject, type ApiPrompt } from './nodes.js'
+import { formatInput, runNode, type NodeContext } from './runtime.js'
 import type { FileStore } from './storage.js'
 import { promptOf, TERMINAL, type Account, type ExecutionErrorInfo, type ExecutionMeta, type FileItem, type JobRecord, type NodeOutput, type PreviewOutput, type StatusMessage, type Store } from './store.js'
+import { NodeException } from './tensor.js'
 import type { SocketHub } from './ws.js'
-
-/** Beyond this many pixels per job the simulated GPU runs out of memory (VAEDecode fails like a real OOM). */
-export const MAX_PIXELS_PER_JOB = 4096 * 4096 * 4
-
-interface Latent { width: number, height: number, batch: number, seed: string }
 
 interface Run {
   account: Account
@@ -29,7 +26,12 @@ interface Run {
   outputs: Record<string, NodeOutput>
   meta: Record<string, ExecutionMeta>
   states: Record<string, Record<string, unknown>>
+  /** the node inputs of the running node, for execution_error's current_inputs */
+  inputs: Record<string, unknown[]>
 }
+
+/** A node's results kept between prompts: its output values and what it showed (`executed.output`). */
+interface CachedNode { outputs: unknown[], ui?: NodeOutput }
 
 /** `extra_data.simulator = {outcome: 'fail', node?, exception_type?, exception_message?}`: test-only outcome control. */
 interface Outcome { node?: string, exceptionType?: string, exceptionMessage?: string }
@@ -50,10 +52,43 @@ function traceback (classType: string): string[] {
   ]
 }
 
-export interface ExecutorOptions { concurrency: number, stepMs: number }
+/**
+ * ComfyUI's input signature of every node: its class and widget values, with each link replaced by the
+ * signature of the node it comes from. Equal signatures mean equal results (classic cache, finding 26).
+ */
+function signatures (prompt: ApiPrompt): Map<string, string> {
+  const memo = new Map<string, string>()
+  const of = (id: string, depth = 0): string => {
+    const known = memo.get(id)
+    if (known !== undefined) return known
+    if (depth > 1000 || prompt[id] === undefined) return `missing:${id}`
+    const inputs = prompt[id].inputs ?? {}
+    const parts = Object.keys(inputs).sort().map(name => {
+      const value = inputs[name]
+      return [name, Array.isArray(value) && typeof value[0] === 'string' ? ['link', of(value[0], depth + 1), value[1]] : value]
+    })
+    const signature = JSON.stringify([prompt[id].class_type, parts])
+    memo.set(id, signature)
+    return signature
+  }
+  for (const id of Object.keys(prompt)) of(id)
+  return memo
+}
+
+export interface ExecutorOptions {
+  concurrency: number
+  stepMs: number
+  catalog: Catalog
+  /** finished jobs kept per account; older ones are forgotten with their files */
+  maxJobs: number
+}
 
 export class Executor {
   private readonly runs = new Map<string, Run>()
+  /** per account: the results of the nodes of its latest prompts, by signature */
+  private readonly caches = new Map<Account, Map<string, CachedNode>>()
+  /** the stored files each job's outputs name, released when the job is forgotten */
+  private readonly jobFiles = new Map<string, string[]>()
 
   constructor (
     private readonly store: Store,
@@ -90,7 +125,7 @@ export class Executor {
     d.execution_start_time = now
     const run: Run = {
       account, job, controller: new AbortController(), finished: false, current: null,
-      executed: [], messages: [], outputs: {}, meta: {}, states: {}
+      executed: [], messages: [], outputs: {}, meta: {}, states: {}, inputs: {}
     }
     this.runs.set(d.id, run)
     this.execute(run).catch(error => {
@@ -103,25 +138,43 @@ export class Executor {
     const id = job.detail.id
     const prompt = promptOf(job.detail)
     this.record(run, 'execution_start', { prompt_id: id }, true, job.detail.execution_start_time)
-    // Every run is a fresh worker here, so nothing comes from the cache.
-    this.record(run, 'execution_cached', { nodes: [], prompt_id: id }, true)
     const order = executionOrder(prompt, job.outputsToExecute)
     const outcome = readOutcome(job.detail.workflow?.extra_data)
     const failAt = outcome === undefined ? undefined : (outcome.node !== undefined && order.includes(outcome.node) ? outcome.node : order[order.length - 1])
+    // Like ComfyUI's classic cache: what the previous prompt computed stays unless this prompt does not use it.
+    // A job with a test outcome runs in full, so the failure happens where it was asked for.
+    const sigs = signatures(prompt)
+    let cache = this.caches.get(run.account)
+    if (cache === undefined) this.caches.set(run.account, cache = new Map())
+    const used = new Set(sigs.values())
+    for (const key of cache.keys()) if (!used.has(key)) cache.delete(key)
+    const cached = outcome === undefined ? cache : new Map<string, CachedNode>()
+    this.record(run, 'execution_cached', { nodes: Object.keys(prompt).filter(node => cached.has(sigs.get(node)!)), prompt_id: id }, true)
     const values = new Map<string, unknown[]>()
     try {
       for (const nodeId of order) {
+        const hit = cached.get(sigs.get(nodeId)!)
+        if (hit !== undefined) {
+          values.set(nodeId, hit.outputs)
+          run.executed.push(nodeId)
+          if (hit.ui !== undefined) this.showOutput(run, nodeId, hit.ui)
+          continue
+        }
         run.current = nodeId
-        this.send(run, 'executing', { node: nodeId, display_node: nodeId, prompt_id: id })
         this.progressState(run, nodeId, 'running', 0, 1)
+        this.send(run, 'executing', { node: nodeId, display_node: nodeId, prompt_id: id })
         if (nodeId === failAt) {
           const classType = String(prompt[nodeId].class_type)
           const oom = classType === 'KSampler'
+          run.inputs = this.currentInputs(prompt, nodeId, values)
           throw new NodeFailure(nodeId, outcome?.exceptionType ?? (oom ? 'torch.OutOfMemoryError' : 'RuntimeError'),
             outcome?.exceptionMessage ?? (oom ? OOM_MESSAGE : `Simulated failure in ${classType} (node ${nodeId})\n`))
         }
-        values.set(nodeId, await this.evaluate(run, prompt, nodeId, values))
+        const result = await this.evaluate(run, prompt, nodeId, values)
+        values.set(nodeId, result.outputs)
+        cache.set(sigs.get(nodeId)!, result)
         run.executed.push(nodeId)
+        if (result.ui !== undefined) this.showOutput(run, nodeId, result.ui)
         this.progressState(run, nodeId, 'finished', 1, 1)
       }
     } catch (error) {
@@ -141,81 +194,90 @@ export class Executor {
     if (run.finished) throw new Error('run finished')
   }
 
-  /** Simulates one node; returns its output values by slot. */
-  private async evaluate (run: Run, prompt: ApiPrompt, nodeId: string, values: Map<string, unknown[]>): Promise<unknown[]> {
-    const node = prompt[nodeId]
-    const inputs = node.inputs ?? {}
-    const input = (name: string): unknown => {
-      const value = inputs[name]
-      return Array.isArray(value) ? values.get(value[0] as string)?.[value[1] as number] : value
+  /** The values of a node's inputs: linked outputs or (already converted) widget values. */
+  private inputsOf (prompt: ApiPrompt, nodeId: string, values: Map<string, unknown[]>): Record<string, unknown> {
+    const args: Record<string, unknown> = {}
+    for (const [name, value] of Object.entries(prompt[nodeId].inputs ?? {})) {
+      args[name] = Array.isArray(value) ? values.get(value[0] as string)?.[value[1] as number] : value
     }
-    const classType = node.class_type as string
-    switch (classType) {
-      case 'CheckpointLoaderSimple':
-        await this.wait(run, 2)
-        return [{ model: input('ckpt_name') }, { clip: input('ckpt_name') }, { vae: input('ckpt_name') }]
-      case 'CLIPTextEncode':
-        await this.wait(run, 1)
-        return [{ conditioning: input('text') }]
-      case 'EmptyLatentImage': {
-        await this.wait(run, 1)
-        const latent: Latent = { width: Number(coerce('INT', input('width'))), height: Number(coerce('INT', input('height'))), batch: Number(coerce('INT', input('batch_size'))), seed: '0' }
-        return [latent]
-      }
-      case 'KSampler': {
-        const latent = input('latent_image') as Latent
-        const seed = String(inputs.seed)
-        const steps = Number(coerce('INT', inputs.steps))
-        const previewEvery = Math.max(1, Math.ceil(steps / 4))
-        for (let step = 1; step <= steps; step++) {
-          await this.wait(run, this.options.stepMs)
-          this.send(run, 'progress', { value: step, max: steps, prompt_id: run.job.detail.id, node: nodeId })
-          if (step % previewEvery === 0) this.sendPreview(run, latent, `${seed}:${step}`)
-        }
-        return [{ ...latent, seed }]
-      }
-      case 'VAEDecode': {
-        await this.wait(run, 1)
-        const latent = input('samples') as Latent
-        if (latent.width * latent.height * latent.batch > MAX_PIXELS_PER_JOB) throw new NodeFailure(nodeId, 'torch.OutOfMemoryError', OOM_MESSAGE)
-        return [latent]
-      }
-      case 'SaveImage':
-      case 'PreviewImage': {
-        await this.wait(run, 1)
-        const image = input('images') as Latent
-        const type = classType === 'SaveImage' ? 'output' : 'temp'
-        const items: FileItem[] = []
-        for (let i = 0; i < image.batch; i++) {
-          const bytes = renderImage(image.width, image.height, seedFrom(`${image.seed}:${i}`))
-          items.push({ filename: this.files.put(run.account.key, bytes, 'png'), subfolder: '', type })
-        }
-        const output = { images: items }
-        run.outputs[nodeId] = output
-        run.meta[nodeId] = { node_id: nodeId, display_node: nodeId, parent_node: null, real_node_id: nodeId }
-        this.send(run, 'executed', { node: nodeId, display_node: nodeId, output, prompt_id: run.job.detail.id })
-        return []
-      }
-      default:
-        throw new NodeFailure(nodeId, 'RuntimeError', `No simulation for node type ${classType}\n`)
+    return args
+  }
+
+  /** execution_error's current_inputs: every input, linked ones too, as `[str(value)]` (finding 12). */
+  private currentInputs (prompt: ApiPrompt, nodeId: string, values: Map<string, unknown[]>): Record<string, unknown[]> {
+    const info = this.options.catalog.get(String(prompt[nodeId].class_type))
+    const specs = { ...info?.input.required, ...info?.input.optional }
+    const formatted: Record<string, unknown[]> = {}
+    for (const [name, value] of Object.entries(this.inputsOf(prompt, nodeId, values))) {
+      const type = specs[name]?.[0]
+      formatted[name] = [formatInput(value, typeof type === 'string' ? type : 'COMBO')]
+    }
+    return formatted
+  }
+
+  /** Runs one node; a Python-style exception from it fails the job at this node. */
+  private async evaluate (run: Run, prompt: ApiPrompt, nodeId: string, values: Map<string, unknown[]>): Promise<CachedNode> {
+    const classType = String(prompt[nodeId].class_type)
+    const info = this.options.catalog.get(classType)
+    const extraData = run.job.detail.workflow?.extra_data
+    const ctx: NodeContext = {
+      nodeId,
+      prompt,
+      extraPngInfo: isPlainObject(extraData?.extra_pnginfo) ? extraData.extra_pnginfo : undefined,
+      models: this.options.catalog.models,
+      stepMs: this.options.stepMs,
+      wait: async ms => { await this.wait(run, ms) },
+      progress: (value, max) => {
+        this.progressState(run, nodeId, 'running', value, max)
+        this.send(run, 'progress', { value, max, prompt_id: run.job.detail.id, node: nodeId })
+      },
+      preview: png => this.hub.sendPreview(run.account.key, png, {
+        node_id: nodeId, prompt_id: run.job.detail.id, display_node_id: nodeId, parent_node_id: null, real_node_id: nodeId
+      }),
+      save: (bytes, ext, type) => {
+        const filename = this.files.put(run.account.key, bytes, ext)
+        this.fileOf(run, filename)
+        return { filename, subfolder: '', type }
+      },
+      upload: name => this.files.upload(run.account.key, name)
+    }
+    run.inputs = this.currentInputs(prompt, nodeId, values)
+    try {
+      const result = await runNode(classType, info?.output ?? [], this.inputsOf(prompt, nodeId, values), ctx)
+      return { outputs: result.outputs, ...(result.ui === undefined ? {} : { ui: result.ui as NodeOutput }) }
+    } catch (error) {
+      if (!(error instanceof NodeException)) throw error
+      throw new NodeFailure(nodeId, error.exceptionType, `${error.message}\n`)
     }
   }
 
-  /** A binary PREVIEW_IMAGE frame: event type 1, image type 2 (PNG), then a small PNG (cloud-api-notes §2.12). */
-  private sendPreview (run: Run, latent: Latent, seed: string): void {
-    const width = Math.max(8, Math.min(64, Math.round(latent.width / 8)))
-    const height = Math.max(8, Math.min(64, Math.round(latent.height / 8)))
-    const imageType = Buffer.alloc(4)
-    imageType.writeUInt32BE(2, 0)
-    this.hub.sendBinary(run.account.key, 1, Buffer.concat([imageType, renderImage(width, height, seedFrom(seed))]))
+  /** Records a file a job's outputs name (a cached output is named again by the job that reuses it). */
+  private fileOf (run: Run, filename: string): void {
+    const list = this.jobFiles.get(run.job.detail.id)
+    if (list === undefined) this.jobFiles.set(run.job.detail.id, [filename])
+    else list.push(filename)
   }
 
+  /** An output node's result: kept for history and sent as `executed`. */
+  private showOutput (run: Run, nodeId: string, ui: NodeOutput): void {
+    for (const items of Object.values(ui)) {
+      for (const item of items) {
+        const filename = (item as Partial<FileItem> | null)?.filename
+        if (typeof filename === 'string' && !this.jobFiles.get(run.job.detail.id)?.includes(filename)) {
+          this.files.retain(filename)
+          this.fileOf(run, filename)
+        }
+      }
+    }
+    run.outputs[nodeId] = ui
+    run.meta[nodeId] = { node_id: nodeId, display_node: nodeId, parent_node: null, real_node_id: nodeId }
+    this.send(run, 'executed', { node: nodeId, display_node: nodeId, output: ui, prompt_id: run.job.detail.id })
+  }
+
+  /** progress_state: every node seen so far, with local's keys only (observed finding 25). */
   private progressState (run: Run, nodeId: string, state: string, value: number, max: number): void {
     const id = run.job.detail.id
-    run.states[nodeId] = {
-      value, max, state, node_id: nodeId, prompt_id: id, display_node_id: nodeId, parent_node_id: null, real_node_id: nodeId,
-      class_type: promptOf(run.job.detail)[nodeId]?.class_type
-    }
+    run.states[nodeId] = { value, max, state, node_id: nodeId, prompt_id: id, display_node_id: nodeId, parent_node_id: null, real_node_id: nodeId }
     this.send(run, 'progress_state', { prompt_id: id, nodes: structuredClone(run.states) })
   }
 
@@ -238,19 +300,18 @@ export class Executor {
   private fail (run: Run, failure: NodeFailure): void {
     const prompt = promptOf(run.job.detail)
     const node = prompt[failure.nodeId]
-    const currentInputs: Record<string, unknown> = {}
-    for (const [name, value] of Object.entries(node?.inputs ?? {})) if (!Array.isArray(value)) currentInputs[name] = [value]
     const error: ExecutionErrorInfo = {
       node_id: failure.nodeId,
       node_type: node === undefined ? null : String(node.class_type),
       exception_message: failure.message,
       exception_type: failure.exceptionType,
       traceback: traceback(String(node?.class_type)),
-      current_inputs: currentInputs,
-      // The spec types this as an object ("empty object if not available").
-      current_outputs: {}
+      current_inputs: run.inputs,
+      current_outputs: []
     }
-    const message = this.record(run, 'execution_error', { prompt_id: run.job.detail.id, ...error, executed: [...run.executed] }, false)
+    // local's key order (observed finding 12)
+    const { node_id: nodeId, node_type: nodeType, ...rest } = error
+    const message = this.record(run, 'execution_error', { prompt_id: run.job.detail.id, node_id: nodeId, node_type: nodeType, executed: [...run.executed], ...rest }, false)
     this.finish(run, 'failed', message, error)
   }
 
@@ -277,7 +338,22 @@ export class Executor {
     this.hub.send(run.account.key, { type: terminal[0], data: terminal[1] })
     this.sendStatus(run.account)
     this.hub.send(run.account.key, { type: 'executing', data: { node: null, prompt_id: d.id } })
+    this.forgetOld(run.account)
     setImmediate(() => this.pump(run.account))
+  }
+
+  /**
+   * Keeps at most `maxJobs` finished jobs per account: older ones are forgotten, oldest first, with the files only
+   * they name, like a cloud account's retention. Files of jobs deleted from history are released here too.
+   */
+  private forgetOld (account: Account): void {
+    const finished = account.list().filter(job => TERMINAL.has(job.detail.status))
+    for (const job of finished.slice(0, Math.max(0, finished.length - this.options.maxJobs))) account.jobs.delete(job.detail.id)
+    for (const [jobId, names] of this.jobFiles) {
+      if (this.runs.has(jobId) || [...this.store.accounts.values()].some(other => other.jobs.has(jobId))) continue
+      for (const name of names) this.files.release(name)
+      this.jobFiles.delete(jobId)
+    }
   }
 
   /**
@@ -291,6 +367,7 @@ export class Executor {
     if (d.status === 'pending') {
       Object.assign(d, { status: 'cancelled', update_time: Date.now(), outputs: {}, outputs_count: 0 })
       this.sendStatus(account)
+      this.forgetOld(account)
       return true
     }
     let run = this.runs.get(d.id)
@@ -300,7 +377,7 @@ export class Executor {
       run = {
         account, job, controller: new AbortController(), finished: false, current: null, executed: [],
         messages: [['execution_start', { prompt_id: d.id, timestamp: start }], ['execution_cached', { nodes: [], prompt_id: d.id, timestamp: start }]],
-        outputs: structuredClone(d.outputs ?? {}), meta: structuredClone(d.execution_meta ?? {}), states: {}
+        outputs: structuredClone(d.outputs ?? {}), meta: structuredClone(d.execution_meta ?? {}), states: {}, inputs: {}
       }
     }
     const nodeType = run.current === null ? null : String(promptOf(d)[run.current]?.class_type)
@@ -316,6 +393,8 @@ export class Executor {
       run.controller.abort()
     }
     this.runs.clear()
+    this.caches.clear()
+    this.jobFiles.clear()
   }
 }
 

@@ -1,8 +1,12 @@
 /**
- * The simulator's node set (what `GET /api/object_info` answers) and ComfyUI-style prompt validation
- * (what `POST /api/prompt` answers with 400). Cloud runs ComfyUI's own validator, so the error bodies
- * follow the local envelope (cloud-api-notes §1.4, §2.1; contract §5.4).
+ * ComfyUI-style prompt validation (what `POST /api/prompt` answers with 400) over the instance's node catalogue.
+ * Cloud runs ComfyUI's own validator, so the errors follow local's execution.py validate_prompt/validate_inputs
+ * (cloud-api-notes §1.4, §2.1; contract §5.4; observed findings 7–10), including its quirks: widget values are
+ * converted in place (int(), float(), str(), bool()), an exception while validating becomes
+ * `exception_during_validation` on the output or `exception_during_inner_validation` on the linking node, and
+ * every failed node lists every failed output as dependent.
  */
+import { CUSTOM_VALIDATED, isOutputNode, type Catalog, type InputSpec } from './catalog.js'
 
 export interface ApiNode {
   class_type?: unknown
@@ -10,166 +14,6 @@ export interface ApiNode {
   _meta?: { title?: unknown }
 }
 export type ApiPrompt = Record<string, ApiNode>
-
-type InputOptions = Record<string, unknown>
-/** ComfyUI's input spec: [type, options], where a combo's type is its list of choices. */
-type InputSpec = [string | string[], InputOptions?]
-
-export interface NodeInfo {
-  input: { required: Record<string, InputSpec>, optional?: Record<string, InputSpec>, hidden?: Record<string, string> }
-  input_order: { required: string[], optional?: string[] }
-  output: string[]
-  output_is_list: boolean[]
-  output_name: string[]
-  name: string
-  display_name: string
-  description: string
-  python_module: string
-  category: string
-  output_node: boolean
-  output_tooltips?: string[]
-  deprecated: boolean
-  experimental: boolean
-  api_node: boolean
-}
-
-export const CHECKPOINTS = [
-  'v1-5-pruned-emaonly.safetensors',
-  'v1-5-pruned-emaonly-fp16.safetensors',
-  'sd_xl_base_1.0.safetensors',
-  'sd_xl_refiner_1.0.safetensors',
-  'flux1-dev-fp8.safetensors',
-  'sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors'
-]
-
-export const SAMPLERS = [
-  'euler', 'euler_cfg_pp', 'euler_ancestral', 'euler_ancestral_cfg_pp', 'heun', 'heunpp2', 'dpm_2', 'dpm_2_ancestral',
-  'lms', 'dpm_fast', 'dpm_adaptive', 'dpmpp_2s_ancestral', 'dpmpp_2s_ancestral_cfg_pp', 'dpmpp_sde', 'dpmpp_sde_gpu',
-  'dpmpp_2m', 'dpmpp_2m_cfg_pp', 'dpmpp_2m_sde', 'dpmpp_2m_sde_gpu', 'dpmpp_3m_sde', 'dpmpp_3m_sde_gpu', 'ddpm', 'lcm',
-  'ipndm', 'ipndm_v', 'deis', 'res_multistep', 'gradient_estimation', 'er_sde', 'ddim', 'uni_pc', 'uni_pc_bh2'
-]
-
-export const SCHEDULERS = ['simple', 'sgm_uniform', 'karras', 'exponential', 'ddim_uniform', 'beta', 'normal', 'linear_quadratic', 'kl_optimal']
-
-const HIDDEN_PROMPT = { prompt: 'PROMPT', extra_pnginfo: 'EXTRA_PNGINFO' }
-
-function node (name: string, fields: {
-  display: string
-  category: string
-  description: string
-  required: Record<string, InputSpec>
-  hidden?: Record<string, string>
-  output?: string[]
-  tooltips?: string[]
-  outputNode?: boolean
-}): NodeInfo {
-  const output = fields.output ?? []
-  return {
-    input: fields.hidden === undefined ? { required: fields.required } : { required: fields.required, hidden: fields.hidden },
-    input_order: { required: Object.keys(fields.required) },
-    output,
-    output_is_list: output.map(() => false),
-    output_name: output,
-    name,
-    display_name: fields.display,
-    description: fields.description,
-    python_module: 'nodes',
-    category: fields.category,
-    output_node: fields.outputNode ?? false,
-    ...(fields.tooltips === undefined ? {} : { output_tooltips: fields.tooltips }),
-    deprecated: false,
-    experimental: false,
-    api_node: false
-  }
-}
-
-const size = (tooltip: string): InputSpec => ['INT', { default: 512, min: 16, max: 16384, step: 8, tooltip }]
-
-export const NODES: Record<string, NodeInfo> = {
-  CheckpointLoaderSimple: node('CheckpointLoaderSimple', {
-    display: 'Load Checkpoint',
-    category: 'loaders',
-    description: 'Loads a checkpoint file: the diffusion model, its text encoder and its VAE.',
-    required: { ckpt_name: [CHECKPOINTS, { tooltip: 'The checkpoint file to load.' }] },
-    output: ['MODEL', 'CLIP', 'VAE'],
-    tooltips: ['The model that denoises latents.', 'The text encoder for prompts.', 'The autoencoder between pixels and latents.']
-  }),
-  CLIPTextEncode: node('CLIPTextEncode', {
-    display: 'CLIP Text Encode (Prompt)',
-    category: 'conditioning',
-    description: 'Turns a text prompt into conditioning that guides the sampler.',
-    required: {
-      text: ['STRING', { multiline: true, dynamicPrompts: true, tooltip: 'The text to encode.' }],
-      clip: ['CLIP', { tooltip: 'The text encoder to use.' }]
-    },
-    output: ['CONDITIONING'],
-    tooltips: ['Conditioning built from the text.']
-  }),
-  EmptyLatentImage: node('EmptyLatentImage', {
-    display: 'Empty Latent Image',
-    category: 'latent',
-    description: 'Creates a batch of empty latent images to be denoised by a sampler.',
-    required: {
-      width: size('Width of the image in pixels.'),
-      height: size('Height of the image in pixels.'),
-      batch_size: ['INT', { default: 1, min: 1, max: 64, tooltip: 'How many images to make.' }]
-    },
-    output: ['LATENT'],
-    tooltips: ['The empty latent batch.']
-  }),
-  KSampler: node('KSampler', {
-    display: 'KSampler',
-    category: 'sampling',
-    description: 'Denoises a latent image step by step with the given model and conditioning.',
-    required: {
-      model: ['MODEL', { tooltip: 'The model used for denoising.' }],
-      seed: ['INT', { default: 0, min: 0, max: 18446744073709551615, control_after_generate: true, tooltip: 'The random seed for the noise.' }],
-      steps: ['INT', { default: 20, min: 1, max: 10000, tooltip: 'Number of denoising steps.' }],
-      cfg: ['FLOAT', { default: 8.0, min: 0.0, max: 100.0, step: 0.1, round: 0.01, tooltip: 'Classifier-free guidance scale.' }],
-      sampler_name: [SAMPLERS, { tooltip: 'The sampling algorithm.' }],
-      scheduler: [SCHEDULERS, { tooltip: 'How noise is removed across the steps.' }],
-      positive: ['CONDITIONING', { tooltip: 'What the image should contain.' }],
-      negative: ['CONDITIONING', { tooltip: 'What the image should avoid.' }],
-      latent_image: ['LATENT', { tooltip: 'The latent image to denoise.' }],
-      denoise: ['FLOAT', { default: 1.0, min: 0.0, max: 1.0, step: 0.01, tooltip: 'How much of the input is replaced by noise.' }]
-    },
-    output: ['LATENT'],
-    tooltips: ['The denoised latent.']
-  }),
-  VAEDecode: node('VAEDecode', {
-    display: 'VAE Decode',
-    category: 'latent',
-    description: 'Decodes latent images back into pixel images.',
-    required: {
-      samples: ['LATENT', { tooltip: 'The latent to decode.' }],
-      vae: ['VAE', { tooltip: 'The VAE used for decoding.' }]
-    },
-    output: ['IMAGE'],
-    tooltips: ['The decoded image.']
-  }),
-  SaveImage: node('SaveImage', {
-    display: 'Save Image',
-    category: 'image',
-    description: 'Saves the input images to the output storage.',
-    required: {
-      images: ['IMAGE', { tooltip: 'The images to save.' }],
-      filename_prefix: ['STRING', { default: 'ComfyUI', tooltip: 'The prefix for the saved file names.' }]
-    },
-    hidden: HIDDEN_PROMPT,
-    outputNode: true
-  }),
-  PreviewImage: node('PreviewImage', {
-    display: 'Preview Image',
-    category: 'image',
-    description: 'Shows the input images as temporary previews.',
-    required: { images: ['IMAGE', { tooltip: 'The images to preview.' }] },
-    hidden: HIDDEN_PROMPT,
-    outputNode: true
-  })
-}
-
-// ---------------------------------------------------------------------------------------------
-// Validation
 
 export interface PromptErrorDetail {
   type: string
@@ -188,118 +32,80 @@ export type ValidationResult =
   | { ok: true, outputs: string[], nodeErrors: Record<string, NodeError> }
   | { ok: false, error: PromptErrorDetail, nodeErrors: Record<string, NodeError> }
 
+export interface ValidationContext {
+  catalog: Catalog
+  /** whether an uploaded file of this name exists for the account (LoadImage's VALIDATE_INPUTS) */
+  fileExists: (name: string) => boolean
+}
+
 const isLink = (value: unknown): value is unknown[] => Array.isArray(value)
 
 export function isPlainObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-/** Coerces a widget value the way ComfyUI does (int(), float(), str()); undefined when it cannot. */
-export function coerce (type: string, value: unknown): number | string | undefined {
+/** Python's repr() of a JSON value, enough for error texts. */
+export function pyRepr (value: unknown): string {
+  if (typeof value === 'string') return `'${value}'`
+  if (value === null || value === undefined) return 'None'
+  if (typeof value === 'boolean') return value ? 'True' : 'False'
+  if (Array.isArray(value)) return `[${value.map(pyRepr).join(', ')}]`
+  if (isPlainObject(value)) return `{${Object.entries(value).map(([k, v]) => `'${k}': ${pyRepr(v)}`).join(', ')}}`
+  return String(value)
+}
+
+/** Python's str() of a JSON value. */
+const pyStr = (value: unknown): string => typeof value === 'string' ? value : pyRepr(value)
+
+const pyTypeName = (value: unknown): string =>
+  value === null ? 'NoneType' : typeof value === 'string' ? 'str' : typeof value === 'boolean' ? 'bool' : typeof value === 'number' ? (Number.isInteger(value) ? 'int' : 'float') : Array.isArray(value) ? 'list' : 'dict'
+
+/** A Python exception raised while validating (KeyError, IndexError, …). */
+class PyError extends Error {
+  constructor (readonly pyType: string, message: string) {
+    super(message)
+  }
+}
+
+const VALIDATION_TRACEBACK = ['  File "/comfyui/execution.py", line 1062, in validate_prompt\n    m = await validate_inputs(prompt_id, prompt, o, validated)\n                  ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n']
+
+/**
+ * Converts a widget value the way ComfyUI does: int(), float(), str(), bool(). Returns the value or the Python
+ * error message.
+ */
+export function convert (type: string, value: unknown): { value: unknown } | { error: string } {
   if (type === 'INT') {
-    if (typeof value === 'number' && Number.isFinite(value)) return Math.trunc(value)
-    if (typeof value === 'boolean') return value ? 1 : 0
-    if (typeof value === 'string' && /^\s*[+-]?\d+\s*$/.test(value)) return Number(value)
-    return undefined
+    if (typeof value === 'number' && Number.isFinite(value)) return { value: Math.trunc(value) }
+    if (typeof value === 'boolean') return { value: value ? 1 : 0 }
+    if (typeof value === 'string' && /^\s*[+-]?\d+(_\d+)*\s*$/.test(value)) return { value: Number(value.replaceAll('_', '')) }
+    if (typeof value === 'string') return { error: `invalid literal for int() with base 10: ${pyRepr(value)}` }
+    return { error: `int() argument must be a string, a bytes-like object or a real number, not '${pyTypeName(value)}'` }
   }
   if (type === 'FLOAT') {
-    if (typeof value === 'number') return value
-    if (typeof value === 'boolean') return value ? 1 : 0
-    if (typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value))) return Number(value)
-    return undefined
+    if (typeof value === 'number') return { value }
+    if (typeof value === 'boolean') return { value: value ? 1 : 0 }
+    if (typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value))) return { value: Number(value) }
+    if (typeof value === 'string') return { error: `could not convert string to float: ${pyRepr(value)}` }
+    return { error: `float() argument must be a string or a real number, not '${pyTypeName(value)}'` }
   }
-  if (typeof value === 'string') return value
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
-  return JSON.stringify(value)
+  if (type === 'STRING') return { value: pyStr(value) }
+  if (type === 'BOOLEAN') {
+    if (typeof value === 'string') return { value: value !== '' }
+    if (isPlainObject(value)) return { value: Object.keys(value).length > 0 }
+    return { value: value !== 0 && value !== false && value !== null }
+  }
+  return { value }
 }
 
-function pyRepr (value: unknown): string {
-  return typeof value === 'string' ? `'${value}'` : JSON.stringify(value)
-}
+/** A number as Python prints it: FLOAT values keep a `.0`. */
+const pyNumber = (value: number, type: string): string => type === 'FLOAT' && Number.isInteger(value) ? value.toFixed(1) : String(value)
 
-function validateValue (name: string, spec: InputSpec, value: unknown): PromptErrorDetail | undefined {
-  const [type, options = {}] = spec
-  const config = [type, options]
-  if (Array.isArray(type)) {
-    if (type.includes(value as string)) return undefined
-    // ComfyUI does not echo long choice lists (model folders can hold hundreds of files).
-    const long = type.length > 20
-    return {
-      type: 'value_not_in_list',
-      message: 'Value not in list',
-      details: `${name}: ${pyRepr(value)} not in ${long ? `(list of length ${type.length})` : `[${type.map(pyRepr).join(', ')}]`}`,
-      extra_info: { input_name: name, input_config: long ? null : config, received_value: value }
-    }
-  }
-  if (type !== 'INT' && type !== 'FLOAT' && type !== 'STRING') {
-    return {
-      type: 'invalid_input_type',
-      message: `Input ${name} must be linked to a node that outputs ${type}`,
-      details: `${name}, ${JSON.stringify(value)}`,
-      extra_info: { input_name: name, input_config: config, received_value: value }
-    }
-  }
-  const coerced = coerce(type, value)
-  if (coerced === undefined) {
-    return {
-      type: 'invalid_input_type',
-      message: `Failed to convert an input value to a ${type} value`,
-      details: `${name}, ${JSON.stringify(value)}, cannot be read as ${type}`,
-      extra_info: { input_name: name, input_config: config, received_value: value, exception_message: `cannot be read as ${type}` }
-    }
-  }
-  if (typeof coerced === 'number') {
-    if (typeof options.min === 'number' && coerced < options.min) {
-      return {
-        type: 'value_smaller_than_min',
-        message: `Value ${coerced} smaller than min of ${options.min}`,
-        details: name,
-        extra_info: { input_name: name, input_config: config, received_value: value }
-      }
-    }
-    if (typeof options.max === 'number' && coerced > options.max) {
-      return {
-        type: 'value_bigger_than_max',
-        message: `Value ${coerced} bigger than max of ${options.max}`,
-        details: name,
-        extra_info: { input_name: name, input_config: config, received_value: value }
-      }
-    }
-  }
-  return undefined
-}
-
-/** The link errors of one input: shape, target node, slot and type. */
-function validateLink (prompt: ApiPrompt, name: string, spec: InputSpec, link: unknown[]): PromptErrorDetail | undefined {
-  const config = [spec[0], spec[1] ?? {}]
-  const [source, slot] = link
-  if (link.length !== 2 || typeof source !== 'string' || typeof slot !== 'number') {
-    return {
-      type: 'bad_linked_input',
-      message: 'Bad linked input, must be a length-2 list of [node_id, slot_index]',
-      details: name,
-      extra_info: { input_name: name, input_config: config, received_value: link }
-    }
-  }
-  const sourceInfo = prompt[source] === undefined ? undefined : NODES[prompt[source].class_type as string]
-  const received = sourceInfo?.output[slot]
-  if (received === undefined) {
-    return {
-      type: 'bad_linked_input',
-      message: 'Bad linked input, the linked node or output slot does not exist',
-      details: `${name}, [${JSON.stringify(source)}, ${slot}]`,
-      extra_info: { input_name: name, input_config: config, received_value: link }
-    }
-  }
-  if (received !== spec[0]) {
-    return {
-      type: 'return_type_mismatch',
-      message: 'Return type mismatch between linked nodes',
-      details: `${name}, received_type(${received}) mismatch input_type(${String(spec[0])})`,
-      extra_info: { input_name: name, input_config: config, received_type: received, linked_node: link }
-    }
-  }
-  return undefined
+/** validate_node_input: `*` matches anything; comma lists match when one side covers the other. */
+function typesMatch (received: string, wanted: string | string[]): boolean {
+  const input = Array.isArray(wanted) ? 'COMBO' : wanted
+  if (received === '*' || input === '*' || received === input) return true
+  const have = new Set(received.split(','))
+  return input.split(',').every(type => have.has(type)) || [...have].every(type => input.split(',').includes(type))
 }
 
 interface Checked { valid: boolean, errors: PromptErrorDetail[] }
@@ -307,9 +113,11 @@ interface Checked { valid: boolean, errors: PromptErrorDetail[] }
 /**
  * Validates a whole API prompt like ComfyUI's validate_prompt: every node must have a known class_type,
  * at least one output node must be selected, and each output's dependency tree must be valid. Outputs that
- * fail are dropped; if none is left the prompt is refused with `prompt_outputs_failed_validation`.
+ * fail are dropped; if none is left the prompt is refused with `prompt_outputs_failed_validation`. Widget values
+ * are converted in place, as local stores the validated prompt.
  */
-export function validatePrompt (prompt: ApiPrompt, partialTargets?: string[]): ValidationResult {
+export function validatePrompt (prompt: ApiPrompt, context: ValidationContext, partialTargets?: string[]): ValidationResult {
+  const { catalog } = context
   const outputs: string[] = []
   for (const [id, entry] of Object.entries(prompt)) {
     const title = isPlainObject(entry) && isPlainObject(entry._meta) && typeof entry._meta.title === 'string' ? entry._meta.title : undefined
@@ -325,8 +133,7 @@ export function validatePrompt (prompt: ApiPrompt, partialTargets?: string[]): V
         }
       }
     }
-    const info = NODES[entry.class_type]
-    if (info === undefined) {
+    if (!catalog.has(entry.class_type)) {
       return {
         ok: false,
         nodeErrors: {},
@@ -338,18 +145,121 @@ export function validatePrompt (prompt: ApiPrompt, partialTargets?: string[]): V
         }
       }
     }
-    if (info.output_node && (partialTargets === undefined || partialTargets.includes(id))) outputs.push(id)
+    if (isOutputNode(entry.class_type) && (partialTargets === undefined || partialTargets.includes(id))) outputs.push(id)
   }
   if (outputs.length === 0) {
     return { ok: false, nodeErrors: {}, error: { type: 'prompt_no_outputs', message: 'Prompt has no outputs', details: '', extra_info: {} } }
   }
 
-  const checked = new Map<string, Checked>()
+  const validated = new Map<string, Checked>()
   const visiting: string[] = []
+
+  /** One input's link: shape, target node and slot (these raise like Python does), type, then the target itself. */
+  const checkLink = (x: string, spec: InputSpec, link: unknown[], errors: PromptErrorDetail[]): boolean => {
+    const config = [spec[0], spec[1] ?? {}]
+    if (link.length !== 2) {
+      errors.push({
+        type: 'bad_linked_input',
+        message: 'Bad linked input, must be a length-2 list of [node_id, slot_index]',
+        details: x,
+        extra_info: { input_name: x, input_config: config, received_value: link }
+      })
+      return true
+    }
+    const [source, slot] = link
+    if (typeof source !== 'string' || !Object.hasOwn(prompt, source)) throw new PyError('KeyError', pyRepr(source))
+    const outputTypes = catalog.get(prompt[source].class_type as string)!.output
+    if (typeof slot !== 'number' || !Number.isInteger(slot)) throw new PyError('TypeError', `tuple indices must be integers or slices, not ${pyTypeName(slot)}`)
+    const received = outputTypes[slot < 0 ? outputTypes.length + slot : slot]
+    if (received === undefined) throw new PyError('IndexError', 'tuple index out of range')
+    if (!typesMatch(received, spec[0])) {
+      errors.push({
+        type: 'return_type_mismatch',
+        message: 'Return type mismatch between linked nodes',
+        details: `${x}, received_type(${received}) mismatch input_type(${Array.isArray(spec[0]) ? 'COMBO' : spec[0]})`,
+        extra_info: { input_name: x, input_config: config, received_type: received, linked_node: link }
+      })
+      return true
+    }
+    try {
+      return check(source).valid
+    } catch (error) {
+      if (!(error instanceof PyError)) throw error
+      errors.push({
+        type: 'exception_during_inner_validation',
+        message: 'Exception when validating inner node',
+        details: error.message,
+        extra_info: { input_name: x, input_config: config, exception_message: error.message, exception_type: error.pyType, traceback: VALIDATION_TRACEBACK, linked_node: link }
+      })
+      return false
+    }
+  }
+
+  /** One widget value: conversion (written back), range, choice list, or the node's own file check. */
+  const checkValue = (classType: string, inputs: Record<string, unknown>, x: string, spec: InputSpec, errors: PromptErrorDetail[]): void => {
+    const [type, options = {}] = spec
+    const config = [type, options]
+    let value = inputs[x]
+    if (isPlainObject(value) && '__value__' in value) inputs[x] = value = value.__value__
+    if (typeof type === 'string') {
+      const converted = convert(type, value)
+      if ('error' in converted) {
+        errors.push({
+          type: 'invalid_input_type',
+          message: `Failed to convert an input ${x} value to a ${type} value`,
+          details: `${x}, ${pyStr(value)}, ${converted.error}`,
+          extra_info: { input_name: x, input_config: config, received_value: value, exception_message: converted.error }
+        })
+        return
+      }
+      inputs[x] = value = converted.value
+    }
+    if (CUSTOM_VALIDATED[classType] === x) {
+      if (typeof value !== 'string' || !context.fileExists(value)) {
+        errors.push({
+          type: 'custom_validation_failed',
+          message: 'Custom validation failed for node',
+          details: `${x} - Invalid image file: ${pyStr(value)}`,
+          extra_info: { input_name: x, input_config: config, received_value: value }
+        })
+      }
+      return
+    }
+    if (typeof value === 'number' && typeof type === 'string') {
+      if (typeof options.min === 'number' && value < options.min) {
+        errors.push({
+          type: 'value_smaller_than_min',
+          message: `Value ${pyNumber(value, type)} smaller than min of ${pyNumber(options.min, type)}`,
+          details: x,
+          extra_info: { input_name: x, input_config: config, received_value: value }
+        })
+      }
+      if (typeof options.max === 'number' && value > options.max) {
+        errors.push({
+          type: 'value_bigger_than_max',
+          message: `Value ${pyNumber(value, type)} bigger than max of ${pyNumber(options.max, type)}`,
+          details: x,
+          extra_info: { input_name: x, input_config: config, received_value: value }
+        })
+      }
+    }
+    if (Array.isArray(type) && !type.includes(value as string)) {
+      // ComfyUI does not echo long choice lists (model folders can hold hundreds of files).
+      const long = type.length > 20
+      errors.push({
+        type: 'value_not_in_list',
+        message: 'Value not in list',
+        details: `${x}: '${pyStr(value)}' not in ${long ? `(list of length ${type.length})` : pyRepr(type)}`,
+        extra_info: { input_name: x, input_config: long ? null : config, received_value: value }
+      })
+    }
+  }
+
   const check = (id: string): Checked => {
-    const done = checked.get(id)
+    const done = validated.get(id)
     if (done !== undefined) return done
     if (visiting.includes(id)) {
+      // Local recurses until Python's RecursionError; naming the cycle is more useful.
       const cycle = visiting.slice(visiting.indexOf(id))
       const result = {
         valid: false,
@@ -360,63 +270,69 @@ export function validatePrompt (prompt: ApiPrompt, partialTargets?: string[]): V
           extra_info: { node_id: id, cycle_nodes: cycle }
         }]
       }
-      checked.set(id, result)
+      validated.set(id, result)
       return result
     }
     visiting.push(id)
     const entry = prompt[id]
-    const info = NODES[entry.class_type as string]
-    const inputs = isPlainObject(entry.inputs) ? entry.inputs : {}
+    const classType = entry.class_type as string
+    const info = catalog.get(classType)!
+    if (!isPlainObject(entry.inputs)) entry.inputs = {}
+    const inputs = entry.inputs
     const errors: PromptErrorDetail[] = []
     let valid = true
-    for (const [name, spec] of Object.entries(info.input.required)) {
-      if (!(name in inputs)) {
-        errors.push({ type: 'required_input_missing', message: 'Required input is missing', details: name, extra_info: { input_name: name } })
-        continue
+    for (const [category, specs] of [['required', info.input.required], ['optional', info.input.optional ?? {}]] as const) {
+      for (const [x, spec] of Object.entries(specs)) {
+        if (!(x in inputs)) {
+          if (category === 'required') errors.push({ type: 'required_input_missing', message: 'Required input is missing', details: x, extra_info: { input_name: x } })
+          continue
+        }
+        const value = inputs[x]
+        if (isLink(value)) {
+          if (!checkLink(x, spec, value, errors)) valid = false
+        } else {
+          checkValue(classType, inputs, x, spec, errors)
+        }
       }
-      const value = inputs[name]
-      if (isLink(value)) {
-        const linkError = validateLink(prompt, name, spec, value)
-        if (linkError !== undefined) errors.push(linkError)
-        else if (!check(value[0] as string).valid) valid = false
-        continue
-      }
-      const valueError = validateValue(name, spec, value)
-      if (valueError !== undefined) errors.push(valueError)
     }
-    visiting.pop()
-    const result = checked.get(id) ?? { valid: true, errors: [] }
+    visiting.splice(visiting.indexOf(id), 1)
+    const result = validated.get(id) ?? { valid: true, errors: [] }
     result.valid = result.valid && valid && errors.length === 0
     result.errors = [...result.errors, ...errors]
-    checked.set(id, result)
+    validated.set(id, result)
     return result
-  }
-
-  const dependencies = (id: string, seen = new Set<string>()): Set<string> => {
-    if (seen.has(id)) return seen
-    seen.add(id)
-    const inputs = prompt[id]?.inputs
-    for (const value of Object.values(isPlainObject(inputs) ? inputs : {})) {
-      if (isLink(value) && typeof value[0] === 'string' && prompt[value[0]] !== undefined) dependencies(value[0], seen)
-    }
-    return seen
   }
 
   const good: string[] = []
   const nodeErrors: Record<string, NodeError> = {}
-  const lines: string[] = []
+  const failed: PromptErrorDetail[] = []
   for (const output of outputs) {
-    if (check(output).valid) {
+    let result: Checked
+    try {
+      result = check(output)
+    } catch (error) {
+      if (!(error instanceof PyError)) throw error
+      visiting.length = 0
+      result = {
+        valid: false,
+        errors: [{
+          type: 'exception_during_validation',
+          message: 'Exception when validating node',
+          details: error.message,
+          extra_info: { exception_type: error.pyType, traceback: VALIDATION_TRACEBACK }
+        }]
+      }
+      validated.set(output, result)
+    }
+    if (result.valid) {
       good.push(output)
       continue
     }
-    for (const id of dependencies(output)) {
-      const result = checked.get(id)
-      if (result === undefined || result.valid || result.errors.length === 0) continue
-      if (nodeErrors[id] === undefined) {
-        nodeErrors[id] = { errors: result.errors, dependent_outputs: [], class_type: prompt[id].class_type as string }
-        for (const error of result.errors) lines.push(`${error.message}: ${error.details}`)
-      }
+    failed.push(...result.errors)
+    // Like local, every node that failed so far lists this output, related or not (observed finding 9).
+    for (const [id, checked] of validated) {
+      if (checked.valid || checked.errors.length === 0) continue
+      nodeErrors[id] ??= { errors: checked.errors, dependent_outputs: [], class_type: prompt[id].class_type as string }
       nodeErrors[id].dependent_outputs.push(output)
     }
   }
@@ -424,7 +340,7 @@ export function validatePrompt (prompt: ApiPrompt, partialTargets?: string[]): V
     return {
       ok: false,
       nodeErrors,
-      error: { type: 'prompt_outputs_failed_validation', message: 'Prompt outputs failed validation', details: lines.join('\n'), extra_info: {} }
+      error: { type: 'prompt_outputs_failed_validation', message: 'Prompt outputs failed validation', details: failed.map(e => `${e.message}: ${e.details}`).join('\n'), extra_info: {} }
     }
   }
   return { ok: true, outputs: good, nodeErrors }
@@ -447,5 +363,5 @@ export function executionOrder (prompt: ApiPrompt, outputs: string[]): string[] 
 
 /** The output node ids of a prompt (for seeded jobs and history `outputs_to_execute`). */
 export function outputNodes (prompt: ApiPrompt): string[] {
-  return Object.keys(prompt).filter(id => NODES[prompt[id]?.class_type as string]?.output_node === true)
+  return Object.keys(prompt).filter(id => isOutputNode(prompt[id]?.class_type))
 }

@@ -4,7 +4,7 @@
  * about the account: the 403 family (drift §1.3), the user's own models in the node catalogue
  * (drift §2.11) and the cross-account 403 on per-job routes (notes §2.7).
  */
-import type { NodeInfo } from './nodes.js'
+import type { NodeInfo } from './catalog.js'
 
 export type SimulatorProfile = 'spec' | 'current'
 export const PROFILES: readonly SimulatorProfile[] = ['spec', 'current']

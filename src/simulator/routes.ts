@@ -6,7 +6,9 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { badRequest, HttpError, isCanonicalUuid, jobIdParam, notFound } from './errors.js'
 import type { Executor } from './executor.js'
-import { isPlainObject, NODES, validatePrompt, type ApiPrompt, type PromptErrorDetail } from './nodes.js'
+import type { Catalog } from './catalog.js'
+import { isPlainObject, validatePrompt, type ApiPrompt, type PromptErrorDetail } from './nodes.js'
+import type { FileStore } from './storage.js'
 import {
   detailView, entryView, hasStarted, historyDetailView, historyEntryView, JOB_STATUSES, queueTuple, TERMINAL,
   type Account, type JobRecord, type JobStatus, type Store
@@ -24,6 +26,8 @@ export interface RouteDeps {
   executor: Executor
   accountOf: (request: FastifyRequest) => Account
   profile: SimulatorProfile
+  catalog: Catalog
+  files: FileStore
 }
 
 type Query = Record<string, string | undefined>
@@ -86,7 +90,7 @@ function hasOutputType (job: JobRecord, type: string): boolean {
   return Object.values(job.detail.outputs ?? {}).some(output => keys[type].some(key => Array.isArray(output[key]) && output[key].length > 0))
 }
 
-export function registerRoutes (app: FastifyInstance, { store, executor, accountOf, profile }: RouteDeps): void {
+export function registerRoutes (app: FastifyInstance, { store, executor, accountOf, profile, catalog, files }: RouteDeps): void {
   const allIds = (id: string): boolean => [...store.accounts.values()].some(account => account.jobs.has(id))
   /** The current cloud answers another account's job with a plain 403; the spec profile answers 404 like an unknown id. */
   const jobOf = (account: Account, rawId: string): JobRecord => {
@@ -95,7 +99,6 @@ export function registerRoutes (app: FastifyInstance, { store, executor, account
     }
     return findJob(account, rawId)
   }
-  const userModelNodes = withUserModels(NODES)
 
   // Legacy routes the cloud keeps only as 404 stubs naming their replacement (cloud-api-notes §1.1).
   const stubs: Array<[string, string]> = [
@@ -110,9 +113,12 @@ export function registerRoutes (app: FastifyInstance, { store, executor, account
     app.get(url, async () => { throw notFound(`Not found: ${hint}`) })
   }
 
-  // include_user_models adds the caller's own imported models (drift §2.11); the published spec has no such parameter.
-  app.get('/api/object_info', async request =>
-    profile === 'current' && (request.query as Query).include_user_models === 'true' ? userModelNodes : NODES)
+  // LoadImage lists the account's uploads, as local lists its input folder. include_user_models adds the
+  // caller's own imported models (drift §2.11); the published spec has no such parameter.
+  app.get('/api/object_info', async request => {
+    const nodes = catalog.objectInfo(files.uploads(accountOf(request).key))
+    return profile === 'current' && (request.query as Query).include_user_models === 'true' ? withUserModels(nodes) : nodes
+  })
 
   app.get('/api/features', async () => FEATURE_FLAGS)
 
@@ -157,7 +163,7 @@ export function registerRoutes (app: FastifyInstance, { store, executor, account
       return promptError(reply, 400, invalidPrompt('partial_execution_targets must be a list of node ids'), {})
     }
     const prompt = structuredClone(body.prompt) as ApiPrompt
-    const result = validatePrompt(prompt, Array.isArray(targets) ? targets as string[] : undefined)
+    const result = validatePrompt(prompt, { catalog, fileExists: name => files.upload(account.key, name) !== undefined }, Array.isArray(targets) ? targets as string[] : undefined)
     if (!result.ok) return promptError(reply, 400, result.error, result.nodeErrors)
     if (account.byStatus('pending').length >= QUEUE_LIMIT) {
       reply.header('retry-after', String(QUEUE_RETRY_AFTER))

@@ -12,7 +12,15 @@ export const MAX_UPLOAD_SIZE = 50 * 1024 * 1024
 const MAX_EDGE = 16384
 const MAX_PIXELS = 67108864
 
-export interface StoredFile { bytes: Buffer, contentType: string, owners: Set<string> }
+export interface StoredFile {
+  bytes: Buffer
+  contentType: string
+  owners: Set<string>
+  /** how many jobs name the file; at 0 a job output is deleted */
+  refs: number
+  /** accounts that uploaded it (uploads are kept and are what LoadImage reads) */
+  uploaders: Set<string>
+}
 
 const CONTENT_TYPES: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif' }
 
@@ -20,13 +28,55 @@ const CONTENT_TYPES: Record<string, string> = { png: 'image/png', jpg: 'image/jp
 export class FileStore {
   private readonly files = new Map<string, StoredFile>()
 
-  /** Stores bytes under `<sha256>.<ext>` (the cloud names outputs by content hash, cloud-api-notes §1.9). */
+  /**
+   * Stores bytes under `<sha256>.<ext>` (the cloud names outputs by content hash, cloud-api-notes §1.9) and counts
+   * one reference to them.
+   */
   put (owner: string, bytes: Buffer, ext: string): string {
     const name = `${createHash('sha256').update(bytes).digest('hex')}.${ext}`
     const existing = this.files.get(name)
-    if (existing !== undefined) existing.owners.add(owner)
-    else this.files.set(name, { bytes, contentType: CONTENT_TYPES[ext] ?? 'application/octet-stream', owners: new Set([owner]) })
+    if (existing !== undefined) {
+      existing.owners.add(owner)
+      existing.refs++
+    } else {
+      this.files.set(name, { bytes, contentType: CONTENT_TYPES[ext] ?? 'application/octet-stream', owners: new Set([owner]), refs: 1, uploaders: new Set() })
+    }
     return name
+  }
+
+  /** Stores an upload: kept for good, and readable by LoadImage. */
+  putUpload (owner: string, bytes: Buffer, ext: string): string {
+    const name = this.put(owner, bytes, ext)
+    this.files.get(name)!.uploaders.add(owner)
+    return name
+  }
+
+  /** The bytes of a file this account uploaded. */
+  upload (owner: string, name: string): Buffer | undefined {
+    const file = this.files.get(name)
+    return file?.uploaders.has(owner) === true ? file.bytes : undefined
+  }
+
+  /** The names of the account's uploads. */
+  uploads (owner: string): string[] {
+    return [...this.files].filter(([, file]) => file.uploaders.has(owner)).map(([name]) => name)
+  }
+
+  retain (name: string): void {
+    const file = this.files.get(name)
+    if (file !== undefined) file.refs++
+  }
+
+  /** Drops one reference; a file no job names any more is deleted unless it was uploaded. */
+  release (name: string): void {
+    const file = this.files.get(name)
+    if (file === undefined) return
+    if (--file.refs <= 0 && file.uploaders.size === 0) this.files.delete(name)
+  }
+
+  /** how many files are stored (for tests of the memory bound) */
+  get size (): number {
+    return this.files.size
   }
 
   get (name: string): StoredFile | undefined {
@@ -135,7 +185,7 @@ export function registerStorageRoutes (app: FastifyInstance, { files, signer, ac
       throw badRequest(`The image exceeds ${MAX_EDGE} px per edge or ${MAX_PIXELS} pixels`)
     }
     // `overwrite` is ignored and `subfolder` only echoed: identical content always gets the same name (spec).
-    const name = files.put(accountOf(request), image, ext)
+    const name = files.putUpload(accountOf(request), image, ext)
     return { name, subfolder: fields.subfolder ?? '', type: fields.type ?? 'output' }
   })
 

@@ -53,6 +53,9 @@ t.test('the default key is comfyui-simulator-key', async t => {
   t.equal((await sim.call('/api/queue')).status, 401, 'the test key is not configured')
 })
 
+/** local's /features keys (observed finding 32) with the cloud's 50 MB upload limit */
+const LOCAL_FEATURES = { supports_preview_metadata: true, max_upload_size: 50 * 1024 * 1024, extension: { manager: { supports_v4: true } }, node_replacements: true, assets: false }
+
 t.test('system_stats and features are public', async t => {
   const sim = await startSim(t)
   for (const key of [null, KEY]) {
@@ -63,7 +66,7 @@ t.test('system_stats and features are public', async t => {
     const features = await sim.json('/api/features', { key })
     t.equal(features.status, 200)
     conforms(t, 'FeaturesResponse', features.body)
-    t.same(features.body, { supports_preview_metadata: true, max_upload_size: 50 * 1024 * 1024 })
+    t.same(features.body, LOCAL_FEATURES)
   }
 })
 
@@ -93,7 +96,7 @@ t.test('a client feature_flags message is answered with the server flags', async
   const ws = await openWs(t, sim)
   ws.socket.send(JSON.stringify({ type: 'feature_flags', data: { supports_preview_metadata: true } }))
   const answer = await ws.waitFor(m => m.type === 'feature_flags')
-  t.same(answer.data, { supports_preview_metadata: true, max_upload_size: 50 * 1024 * 1024 })
+  t.same(answer.data, LOCAL_FEATURES)
 })
 
 async function isolated (t: Test, sim: Sim, id: string): Promise<void> {

@@ -125,7 +125,8 @@ t.test('a missing required input fails validation on that node only', async t =>
   const sim = await startSim(t)
   const body = await refused(sim, withInputs(p => { delete p[5].inputs.width }))
   t.same(body, {
-    error: { type: 'prompt_outputs_failed_validation', message: 'Prompt outputs failed validation', details: 'Required input is missing: width', extra_info: {} },
+    // local lists only the output node's own errors here (observed finding 7: usually "")
+    error: { type: 'prompt_outputs_failed_validation', message: 'Prompt outputs failed validation', details: '', extra_info: {} },
     node_errors: {
       5: {
         errors: [{ type: 'required_input_missing', message: 'Required input is missing', details: 'width', extra_info: { input_name: 'width' } }],
@@ -150,26 +151,46 @@ t.test('bad widget values: not in list, out of range, wrong type', async t => {
   t.match(small.node_errors[3].errors[0], { type: 'value_smaller_than_min', message: 'Value 0 smaller than min of 1', details: 'steps', extra_info: { input_name: 'steps', received_value: 0 } })
   const big = await refused(sim, withInputs(p => { p[5].inputs.width = 20000 }))
   t.match(big.node_errors[5].errors[0], { type: 'value_bigger_than_max', message: 'Value 20000 bigger than max of 16384' })
-  const batch = await refused(sim, withInputs(p => { p[5].inputs.batch_size = 65 }))
+  const batch = await refused(sim, withInputs(p => { p[5].inputs.batch_size = 4097 }))
   t.match(batch.node_errors[5].errors[0], { type: 'value_bigger_than_max', details: 'batch_size' })
   const word = await refused(sim, withInputs(p => { p[3].inputs.steps = 'many' }))
-  t.match(word.node_errors[3].errors[0], { type: 'invalid_input_type', message: 'Failed to convert an input value to a INT value', extra_info: { input_name: 'steps' } })
+  t.match(word.node_errors[3].errors[0], {
+    type: 'invalid_input_type',
+    message: 'Failed to convert an input steps value to a INT value',
+    details: "steps, many, invalid literal for int() with base 10: 'many'",
+    extra_info: { input_name: 'steps', received_value: 'many' }
+  })
   t.same(word.node_errors[3].dependent_outputs, ['9'])
 
   const several = await refused(sim, withInputs(p => { p[3].inputs.steps = 0; p[3].inputs.cfg = 101 }))
   t.same(several.node_errors[3].errors.map((e: any) => e.type), ['value_smaller_than_min', 'value_bigger_than_max'], 'every error of a node is listed')
-  t.equal(several.error.details, 'Value 0 smaller than min of 1: steps\nValue 101 bigger than max of 100: cfg')
+  t.match(several.node_errors[3].errors[1], { message: 'Value 101.0 bigger than max of 100.0' }, 'FLOAT values print like Python floats')
+  const onOutput = await refused(sim, withInputs(p => { delete p[9].inputs.filename_prefix }))
+  t.equal(onOutput.error.details, 'Required input is missing: filename_prefix', "the output node's own errors are summarised")
 
   const coerced = await sim.json('/api/prompt', { method: 'POST', json: withInputs(p => { p[3].inputs.steps = '3'; p[3].inputs.cfg = '7.5' }) })
   t.equal(coerced.status, 200, 'numeric strings convert like int()/float()')
+  const stored = sim.app.simulator.jobs(KEY).at(-1)?.workflow?.prompt as any
+  t.same([stored[3].inputs.steps, stored[3].inputs.cfg], [3, 7.5], 'the stored prompt holds the converted values, as local stores it')
 })
 
 t.test('links must point at an existing node and slot of the right type', async t => {
   const sim = await startSim(t)
+  // A link Python cannot follow raises inside validate_inputs: on the output node itself that is
+  // exception_during_validation, deeper down the node that links to it reports exception_during_inner_validation.
+  const direct = await refused(sim, withInputs(p => { p[9].inputs.images = ['99', 0] }))
+  t.same(direct.node_errors, {
+    9: {
+      errors: [{ type: 'exception_during_validation', message: 'Exception when validating node', details: "'99'", extra_info: { exception_type: 'KeyError', traceback: direct.node_errors[9].errors[0].extra_info.traceback } }],
+      dependent_outputs: ['9'],
+      class_type: 'SaveImage'
+    }
+  })
+  t.ok(direct.node_errors[9].errors[0].extra_info.traceback.length > 0)
   const dangling = await refused(sim, withInputs(p => { p[3].inputs.model = ['99', 0] }))
-  t.match(dangling.node_errors[3].errors[0], { type: 'bad_linked_input', extra_info: { input_name: 'model', received_value: ['99', 0] } })
+  t.match(dangling.node_errors[8].errors[0], { type: 'exception_during_inner_validation', details: "'99'", extra_info: { input_name: 'samples', exception_type: 'KeyError', linked_node: ['3', 0] } })
   const slot = await refused(sim, withInputs(p => { p[8].inputs.vae = ['4', 7] }))
-  t.match(slot.node_errors[8].errors[0], { type: 'bad_linked_input', extra_info: { input_name: 'vae' } })
+  t.match(slot.node_errors[9].errors[0], { type: 'exception_during_inner_validation', details: 'tuple index out of range', extra_info: { input_name: 'images', exception_type: 'IndexError' } })
   const shape = await refused(sim, withInputs(p => { p[8].inputs.vae = ['4'] }))
   t.match(shape.node_errors[8].errors[0], { type: 'bad_linked_input', message: 'Bad linked input, must be a length-2 list of [node_id, slot_index]' })
   const mismatch = await refused(sim, withInputs(p => { p[3].inputs.positive = ['4', 0] }))
@@ -177,7 +198,7 @@ t.test('links must point at an existing node and slot of the right type', async 
     type: 'return_type_mismatch',
     message: 'Return type mismatch between linked nodes',
     details: 'positive, received_type(MODEL) mismatch input_type(CONDITIONING)',
-    extra_info: { input_name: 'positive', input_config: ['CONDITIONING', { tooltip: 'What the image should contain.' }], received_type: 'MODEL', linked_node: ['4', 0] }
+    extra_info: { input_name: 'positive', input_config: ['CONDITIONING', { tooltip: 'The conditioning describing the attributes you want to include in the image.' }], received_type: 'MODEL', linked_node: ['4', 0] }
   })
   t.same(Object.keys(mismatch.node_errors), ['3'], 'downstream nodes are not repeated')
   const cycle = await refused(sim, withInputs(p => { p[3].inputs.latent_image = ['3', 0] }))
@@ -233,11 +254,13 @@ t.test('object_info describes the node set; per-class info is a 404 like the clo
   const { status, body } = await sim.json('/api/object_info')
   t.equal(status, 200)
   conforms(t, 'ObjectInfoResponse', body)
-  t.same(Object.keys(body).sort(), ['CLIPTextEncode', 'CheckpointLoaderSimple', 'EmptyLatentImage', 'KSampler', 'PreviewImage', 'SaveImage', 'VAEDecode'])
+  for (const name of ['CLIPTextEncode', 'CheckpointLoaderSimple', 'EmptyLatentImage', 'KSampler', 'PreviewImage', 'SaveImage', 'VAEDecode', 'LoadImage', 'ImageScale', 'LoraLoader', 'ControlNetApplyAdvanced', 'UpscaleModelLoader']) {
+    t.ok(name in body, `${name} is known`)
+  }
   t.match(body.KSampler.input.required.steps, ['INT', { default: 20, min: 1, max: 10000 }])
   t.ok(body.KSampler.input.required.sampler_name[0].includes('euler'))
   t.match(body.EmptyLatentImage.input.required.width, ['INT', { min: 16, max: 16384, step: 8 }])
-  t.match(body.EmptyLatentImage.input.required.batch_size, ['INT', { min: 1, max: 64 }])
+  t.match(body.EmptyLatentImage.input.required.batch_size, ['INT', { min: 1, max: 4096 }])
   t.ok(body.CheckpointLoaderSimple.input.required.ckpt_name[0].includes('v1-5-pruned-emaonly.safetensors'))
   t.match(body.CLIPTextEncode.input.required.text, ['STRING', { multiline: true }])
   t.same(body.CheckpointLoaderSimple.output, ['MODEL', 'CLIP', 'VAE'])

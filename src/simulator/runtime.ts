@@ -1,0 +1,315 @@
+/**
+ * What each node class does when it runs. Model-free image and mask nodes compute real pixels (tensor.ts);
+ * nodes that need a model produce stand-ins of the right kind and size: loaders and conditioning give tokens, a
+ * LATENT carries its size and seed, and decoding it gives a deterministic picture of the matching size.
+ */
+import type { ModelFolders } from './models.js'
+import { upscaleFactor } from './models.js'
+import type { ApiPrompt } from './nodes.js'
+import { encodeApng, encodePng, samplePixels, seedFrom, decodeImage } from './png.js'
+import {
+  allocate, batchImages, blendImages, commonUpscale, cropImage, describe, emptyImage, fromBytes, imageBytes, imageToMask,
+  invertAll, invertImage, maskToImage, NodeException, padForOutpaint, pyRound, slice, solidMask, type Tensor
+} from './tensor.js'
+
+/** A loaded model, an encoded prompt or any other value the simulator cannot compute: its kind and a label. */
+export interface Token { kind: string, label: string, steps?: number, scale?: number }
+/** A latent batch: its size in latent cells (pixels / 8) and the seed its picture derives from. */
+export interface Latent { kind: 'LATENT', batch: number, width: number, height: number, seed: string, noiseMask?: boolean }
+
+export interface FileRef { filename: string, subfolder: string, type: string }
+
+export interface NodeContext {
+  nodeId: string
+  prompt: ApiPrompt
+  extraPngInfo: Record<string, unknown> | undefined
+  models: ModelFolders
+  stepMs: number
+  /** sleeps; throws once the run is over */
+  wait: (ms: number) => Promise<void>
+  /** sends `progress` (and updates progress_state) */
+  progress: (value: number, max: number) => void
+  /** sends a binary preview frame */
+  preview: (png: Buffer) => void
+  save: (bytes: Buffer, ext: string, type: 'output' | 'temp') => FileRef
+  /** an uploaded file of the account */
+  upload: (name: string) => Buffer | undefined
+}
+
+export interface NodeResult { outputs: unknown[], ui?: Record<string, unknown[]> }
+type Args = Record<string, any>
+type Runner = (args: Args, ctx: NodeContext) => Promise<NodeResult> | NodeResult
+
+const out = (...outputs: unknown[]): NodeResult => ({ outputs })
+const token = (kind: string, label: string, extra: Partial<Token> = {}): Token => ({ kind, label, ...extra })
+const tokenLabel = (value: unknown): string => (value as Token | undefined)?.label ?? 'none'
+
+/** Python's json.dumps with default settings: `, ` and `: ` separators, non-ASCII escaped. */
+export function pyJson (value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(pyJson).join(', ')}]`
+  if (typeof value === 'object' && value !== null) {
+    return `{${Object.entries(value).map(([key, item]) => `${pyJson(key)}: ${pyJson(item)}`).join(', ')}}`
+  }
+  return (JSON.stringify(value) ?? 'null').replace(/[\u0080-\uffff]/g, c => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Latents and their pictures
+
+/** The picture a latent decodes to: one deterministic image per batch entry, 8 pixels per latent cell. */
+function decodeLatent (latent: Latent): Tensor {
+  const width = latent.width * 8
+  const height = latent.height * 8
+  const image = allocate(latent.batch, height, width, 3)
+  const size = width * height * 3
+  for (let b = 0; b < latent.batch; b++) {
+    const pixels = samplePixels(width, height, seedFrom(`${latent.seed}:${b}`))
+    for (let i = 0; i < size; i++) image.data[b * size + i] = pixels[i] / 255
+  }
+  return image
+}
+
+/** A stand-in encoding of pixels: the latent of the image's size, seeded by a sample of its pixels. */
+function encodeImage (image: Tensor, noiseMask = false): Latent {
+  const probe = Array.from(image.data.subarray(0, 64)).join(',')
+  return { kind: 'LATENT', batch: image.batch, width: Math.floor(image.width / 8), height: Math.floor(image.height / 8), seed: `vae:${seedFrom(`${image.width}x${image.height}:${probe}`)}`, noiseMask }
+}
+
+function checkLatentSize (latent: Latent): void {
+  if (latent.width < 1 || latent.height < 1) throw new NodeException('RuntimeError', `Input and output sizes should be greater than 0, got latent of ${latent.width}x${latent.height}`)
+  if (latent.batch * latent.width * latent.height * 64 * 3 > 64 * 1024 * 1024) throw new NodeException('torch.OutOfMemoryError', 'Allocation on device')
+}
+
+/** Samples step by step: `progress` on every step and a small preview (1/8 of the size, 8 to 64 px) on some. */
+async function sample (ctx: NodeContext, latent: Latent, seed: string, steps: number, denoise = 1): Promise<Latent> {
+  const previewEvery = Math.max(1, Math.ceil(steps / 4))
+  const width = Math.max(8, Math.min(64, latent.width))
+  const height = Math.max(8, Math.min(64, latent.height))
+  for (let step = 1; step <= steps; step++) {
+    await ctx.wait(ctx.stepMs)
+    ctx.progress(step, steps)
+    if (step % previewEvery === 0) ctx.preview(encodePng({ width, height, channels: 3, pixels: samplePixels(width, height, seedFrom(`${seed}:${step}`)) }, { level: 1 }))
+  }
+  return { ...latent, seed: denoise < 1 ? `${latent.seed}>${seed}@${denoise}` : `${seed}`, noiseMask: latent.noiseMask }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Saving
+
+function pngTexts (ctx: NodeContext): Array<[string, string]> {
+  const texts: Array<[string, string]> = [['prompt', pyJson(ctx.prompt)]]
+  for (const [key, value] of Object.entries(ctx.extraPngInfo ?? {})) texts.push([key, pyJson(value)])
+  return texts
+}
+
+function rawImage (images: Tensor, index: number): { width: number, height: number, channels: 1 | 2 | 3 | 4, pixels: Buffer } {
+  if (images.channels !== 3 && images.channels !== 4) {
+    throw new NodeException('TypeError', `Cannot handle this data type: (1, 1, ${images.channels}), |u1`)
+  }
+  return { width: images.width, height: images.height, channels: images.channels, pixels: imageBytes(images, index) }
+}
+
+function saveImages (images: Tensor, ctx: NodeContext, type: 'output' | 'temp'): NodeResult {
+  const results: FileRef[] = []
+  for (let i = 0; i < images.batch; i++) {
+    const png = encodePng(rawImage(images, i), { level: type === 'output' ? 4 : 1, texts: pngTexts(ctx), up: true })
+    results.push(ctx.save(png, 'png', type))
+  }
+  return { outputs: [images], ui: { images: results } }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+function loadUpload (name: string, ctx: NodeContext): [Tensor, Tensor] {
+  const bytes = ctx.upload(name)
+  if (bytes === undefined) throw new NodeException('FileNotFoundError', `[Errno 2] No such file or directory: '/comfyui/input/${name}'`)
+  let decoded
+  try {
+    decoded = decodeImage(bytes)
+  } catch (error) {
+    throw new NodeException('PIL.UnidentifiedImageError', `cannot identify image file '/comfyui/input/${name}' (${(error as Error).message})`)
+  }
+  const { width, height, rgba, hasAlpha } = decoded
+  const rgb = Buffer.allocUnsafe(width * height * 3)
+  for (let p = 0; p < width * height; p++) rgba.copy(rgb, p * 3, p * 4, p * 4 + 3)
+  const image = fromBytes(rgb, width, height, 3)
+  if (!hasAlpha) return [image, allocate(1, 64, 64, 1)]
+  const mask = allocate(1, height, width, 1)
+  for (let p = 0; p < width * height; p++) mask.data[p] = 1 - Math.fround(rgba[p * 4 + 3] / 255)
+  return [image, mask]
+}
+
+// ---------------------------------------------------------------------------------------------
+// The runners
+
+const scaleImage = (image: Tensor, method: string, width: number, height: number, crop: string): Tensor => {
+  if (width === 0 && height === 0) return image
+  const w = width === 0 ? Math.max(1, pyRound(image.width * height / image.height)) : width
+  const h = height === 0 ? Math.max(1, pyRound(image.height * width / image.width)) : height
+  return commonUpscale(image, w, h, method, crop)
+}
+
+const RUNNERS: Record<string, Runner> = {
+  CheckpointLoaderSimple: async ({ ckpt_name: name }, ctx) => {
+    await ctx.wait(2)
+    return out(token('MODEL', name), token('CLIP', name), token('VAE', name))
+  },
+  LoraLoader: ({ model, clip, lora_name: lora, strength_model: sm, strength_clip: sc }) =>
+    out(token('MODEL', `${tokenLabel(model)}+${lora}@${sm}`), token('CLIP', `${tokenLabel(clip)}+${lora}@${sc}`)),
+  LoraLoaderModelOnly: ({ model, lora_name: lora, strength_model: sm }) => out(token('MODEL', `${tokenLabel(model)}+${lora}@${sm}`)),
+  UpscaleModelLoader: ({ model_name: name }) => out(token('UPSCALE_MODEL', name, { scale: upscaleFactor(name) })),
+  CLIPTextEncode: async ({ text, clip }, ctx) => {
+    await ctx.wait(1)
+    return out(token('CONDITIONING', `${tokenLabel(clip)}:${String(text)}`))
+  },
+  ControlNetApplyAdvanced: ({ positive, negative, control_net: net }) =>
+    out(token('CONDITIONING', `${tokenLabel(positive)}+${tokenLabel(net)}`), token('CONDITIONING', `${tokenLabel(negative)}+${tokenLabel(net)}`)),
+  InpaintModelConditioning: ({ positive, negative, pixels, noise_mask: noiseMask }) =>
+    out(positive, negative, encodeImage(pixels as Tensor, noiseMask === true)),
+  BasicScheduler: ({ scheduler, steps, denoise }) => out(token('SIGMAS', `${scheduler}:${steps}`, { steps: denoise > 0 ? Math.max(1, Math.round(steps * Math.min(1, denoise))) : 0 })),
+  RandomNoise: ({ noise_seed: seed }) => out(token('NOISE', String(seed))),
+
+  EmptyLatentImage: ({ width, height, batch_size: batch }) => out({ kind: 'LATENT', batch, width: Math.floor(width / 8), height: Math.floor(height / 8), seed: 'empty' } satisfies Latent),
+  EmptySD3LatentImage: ({ width, height, batch_size: batch }) => out({ kind: 'LATENT', batch, width: Math.floor(width / 8), height: Math.floor(height / 8), seed: 'empty' } satisfies Latent),
+  KSampler: async ({ seed, steps, denoise, latent_image: latent }, ctx) => out(await sample(ctx, latent, String(seed), steps, denoise)),
+  KSamplerAdvanced: async ({ noise_seed: seed, steps, start_at_step: start, end_at_step: end, latent_image: latent }, ctx) =>
+    out(await sample(ctx, latent, String(seed), Math.max(0, Math.min(steps, end) - start))),
+  SamplerCustomAdvanced: async ({ noise, sigmas, latent_image: latent }, ctx) => {
+    const result = await sample(ctx, latent, tokenLabel(noise), (sigmas as Token).steps ?? 1)
+    return out(result, result)
+  },
+  VAEDecode: async ({ samples }, ctx) => {
+    await ctx.wait(1)
+    checkLatentSize(samples)
+    return out(decodeLatent(samples))
+  },
+  VAEDecodeTiled: ({ samples }) => {
+    checkLatentSize(samples)
+    return out(decodeLatent(samples))
+  },
+  VAEEncode: ({ pixels }) => out(encodeImage(pixels)),
+  VAEEncodeTiled: ({ pixels }) => out(encodeImage(pixels)),
+  VAEEncodeForInpaint: ({ pixels }) => out(encodeImage(pixels, true)),
+  SetLatentNoiseMask: ({ samples }) => out({ ...samples, noiseMask: true }),
+  LatentUpscale: ({ samples, width, height }) => {
+    if (width === 0 && height === 0) return out(samples)
+    const w = width === 0 ? Math.max(64, pyRound(samples.width * Math.max(64, height) / samples.height)) : Math.max(64, width)
+    const h = height === 0 ? Math.max(64, pyRound(samples.height * Math.max(64, width) / samples.width)) : Math.max(64, height)
+    return out({ ...samples, width: Math.floor(w / 8), height: Math.floor(h / 8) })
+  },
+  LatentUpscaleBy: ({ samples, scale_by: scale }) => out({ ...samples, width: pyRound(samples.width * scale), height: pyRound(samples.height * scale) }),
+  LatentComposite: ({ samples_to: to, samples_from: from }) => out({ ...to, seed: `${to.seed}|${from.seed}` }),
+  LatentBlend: ({ samples1: a, samples2: b }) => out({ ...a, seed: `${a.seed}|${b.seed}` }),
+  LatentCrop: ({ samples, width, height, x, y }) => {
+    const left = Math.min(Math.floor(x / 8), samples.width - 8)
+    const top = Math.min(Math.floor(y / 8), samples.height - 8)
+    const w = Math.max(0, Math.min(samples.width, left + Math.floor(width / 8)) - Math.max(0, left))
+    const h = Math.max(0, Math.min(samples.height, top + Math.floor(height / 8)) - Math.max(0, top))
+    return out({ ...samples, width: w, height: h, seed: `${samples.seed}#${x},${y}` })
+  },
+  LatentFlip: ({ samples, flip_method: how }) => out({ ...samples, seed: `${samples.seed}~${how}` }),
+  LatentRotate: ({ samples, rotation }) => out(rotation === '90 degrees' || rotation === '270 degrees'
+    ? { ...samples, width: samples.height, height: samples.width, seed: `${samples.seed}~${rotation}` }
+    : { ...samples, seed: `${samples.seed}~${rotation}` }),
+  LatentFromBatch: ({ samples, batch_index: index, length }) => {
+    const start = Math.max(0, Math.min(samples.batch - 1, index))
+    return out({ ...samples, batch: Math.min(samples.batch - start, length), seed: `${samples.seed}[${start}]` })
+  },
+  RepeatLatentBatch: ({ samples, amount }) => out({ ...samples, batch: samples.batch * amount }),
+
+  SaveImage: ({ images }, ctx) => saveImages(images, ctx, 'output'),
+  PreviewImage: ({ images }, ctx) => saveImages(images, ctx, 'temp'),
+  SaveAnimatedPNG: ({ images, fps, compress_level: level }, ctx) => {
+    const frames = Array.from({ length: images.batch }, (_, i) => rawImage(images, i))
+    const file = ctx.save(encodeApng(frames, Math.trunc(1000 / fps), { level, texts: pngTexts(ctx), up: true }), 'png', 'output')
+    return { outputs: [], ui: { images: [file], animated: [true] } }
+  },
+  // websocket_image_save.py: every image goes out as a binary frame, with progress 0 … n-1 (observed finding 29).
+  SaveImageWebsocket: ({ images }, ctx) => {
+    for (let i = 0; i < images.batch; i++) {
+      ctx.progress(i, images.batch)
+      ctx.preview(encodePng(rawImage(images, i), { level: 1 }))
+    }
+    return { outputs: [] }
+  },
+  LoadImage: ({ image }, ctx) => out(...loadUpload(image, ctx)),
+  LoadImageMask: ({ image, channel }, ctx) => {
+    const [pixels, mask] = loadUpload(image, ctx)
+    return out(channel === 'alpha' ? mask : imageToMask(pixels, channel))
+  },
+  EmptyImage: ({ width, height, batch_size: batch, color }) => out(emptyImage(width, height, batch, color)),
+  ImageScale: ({ image, upscale_method: method, width, height, crop }) => out(scaleImage(image, method, width, height, crop)),
+  ImageScaleBy: ({ image, upscale_method: method, scale_by: scale }) =>
+    out(commonUpscale(image, pyRound(image.width * scale), pyRound(image.height * scale), method, 'disabled')),
+  ImageScaleToTotalPixels: ({ image, upscale_method: method, megapixels }) => {
+    const scale = Math.sqrt(megapixels * 1024 * 1024 / (image.width * image.height))
+    return out(commonUpscale(image, pyRound(image.width * scale), pyRound(image.height * scale), method, 'disabled'))
+  },
+  ImageUpscaleWithModel: async ({ upscale_model: model, image }, ctx) => {
+    await ctx.wait(ctx.stepMs)
+    const scale = (model as Token).scale ?? 4
+    const scaled = commonUpscale(image, image.width * scale, image.height * scale, 'bicubic', 'disabled')
+    for (let i = 0; i < scaled.data.length; i++) scaled.data[i] = Math.min(1, Math.max(0, scaled.data[i]))
+    return out(scaled)
+  },
+  ImageInvert: ({ image }) => out(invertImage(image)),
+  ImageBatch: ({ image1, image2 }) => out(batchImages(image1, image2)),
+  ImagePadForOutpaint: ({ image, left, top, right, bottom, feathering }) => out(...padForOutpaint(image, left, top, right, bottom, feathering)),
+  ImageCrop: ({ image, width, height, x, y }) => out(cropImage(image, width, height, x, y)),
+  ImageBlend: ({ image1, image2, blend_factor: factor, blend_mode: mode }) => out(blendImages(image1, image2, factor, mode)),
+  ImageToMask: ({ image, channel }) => out(imageToMask(image, channel)),
+  MaskToImage: ({ mask }) => out(maskToImage(mask)),
+  SolidMask: ({ value, width, height }) => out(solidMask(value, width, height)),
+  InvertMask: ({ mask }) => out(invertAll(mask)),
+  CropMask: ({ mask, x, y, width, height }) => {
+    const x0 = Math.min(x, mask.width)
+    const y0 = Math.min(y, mask.height)
+    return out(slice(mask, x0, y0, Math.min(x0 + width, mask.width) - x0, Math.min(y0 + height, mask.height) - y0))
+  },
+  ThresholdMask: ({ mask, value }) => {
+    const result = allocate(mask.batch, mask.height, mask.width, 1)
+    for (let i = 0; i < result.data.length; i++) result.data[i] = mask.data[i] > value ? 1 : 0
+    return out(result)
+  },
+  PrimitiveInt: ({ value }) => out(value),
+  PrimitiveFloat: ({ value }) => out(value),
+  PrimitiveString: ({ value }) => out(value),
+  PrimitiveStringMultiline: ({ value }) => out(value),
+  PrimitiveBoolean: ({ value }) => out(value)
+}
+
+/**
+ * Runs one node. Classes without a runner of their own pass their inputs on by kind: the first input of each
+ * output's type when there is one (conditioning through a transform, an image through a post-process), else a
+ * token labelled with the node and its widget values.
+ */
+export async function runNode (classType: string, outputTypes: string[], args: Args, ctx: NodeContext): Promise<NodeResult> {
+  const runner = RUNNERS[classType]
+  if (runner !== undefined) return await runner(args, ctx)
+  const values = Object.entries(args)
+  const widgets = values.filter(([, v]) => typeof v !== 'object' || v === null).map(([k, v]) => `${k}=${String(v)}`).join(',')
+  return out(...outputTypes.map((type, slot) => {
+    const passed = values.find(([, v]) => kindOf(v) === type)
+    return passed !== undefined ? passed[1] : token(type, `${classType}#${slot}(${widgets})`)
+  }))
+}
+
+function kindOf (value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined
+  if ('kind' in value) return (value as Token).kind
+  return undefined
+}
+
+/** `str(value)` of a node input as execution_error's current_inputs shows it. */
+export function formatInput (value: unknown, type: string): unknown {
+  if (value === null || value === undefined) return null
+  if (typeof value !== 'object') return value
+  if (type === 'IMAGE' || type === 'MASK') return describe(value as Tensor, type)
+  if ((value as Latent).kind === 'LATENT') {
+    const l = value as Latent
+    return `{'samples': tensor(shape=(${l.batch}, 4, ${l.height}, ${l.width}))}`
+  }
+  return `<comfy.${(value as Token).kind.toLowerCase()} object at 0x7f${(seedFrom((value as Token).label) >>> 0).toString(16).padStart(8, '0')}>`
+}
+
