@@ -2,7 +2,7 @@
 /** comfy-compat-proxy [serve|simulate] [--port N] [--host H] */
 import { parseArgs } from 'node:util'
 import { serve } from './server.js'
-import { startSimulator } from './simulator/app.js'
+import { DEFAULT_MAX_JOBS, parseModelList, startSimulator } from './simulator/app.js'
 
 const usage = `Usage: comfy-compat-proxy [serve|simulate] [--port N] [--host H]
   serve      run the proxy (default). Configuration comes from the environment: see README.
@@ -39,6 +39,8 @@ if (command === 'serve') {
     concurrency: Number(process.env.SIMULATOR_CONCURRENCY ?? 1),
     stepMs: Number(process.env.SIMULATOR_STEP_MS ?? 50),
     profile: process.env.SIMULATOR_PROFILE === 'current' ? 'current' : 'spec',
+    models: parseModelList(process.env.SIMULATOR_MODELS ?? ''),
+    maxJobs: Number(process.env.SIMULATOR_MAX_JOBS ?? DEFAULT_MAX_JOBS),
     logger: { level: process.env.LOG_LEVEL ?? 'info' }
   })
   process.stdout.write(`Comfy Cloud simulator listening on ${simulator.url} (API key: ${apiKey})\n`)

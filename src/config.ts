@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { Ajv } from 'ajv'
+import { parseModelList } from './simulator/models.js'
 
 const schema = JSON.parse(readFileSync(new URL('../config/schema.json', import.meta.url), 'utf8')) as {
   properties: Record<string, { 'x-env': string, type: string, default: unknown }>
@@ -32,6 +33,8 @@ export interface Config {
   simulatorStepMs: number
   objectInfoUserModels: boolean
   simulatorProfile: 'spec' | 'current'
+  simulatorModels: string
+  simulatorMaxJobs: number
 }
 
 export interface LoadedConfig extends Config {
@@ -94,5 +97,10 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): LoadedConfig 
     throw new ConfigError('COMFY_CLOUD_URL', 'must be a bare origin such as https://cloud.comfy.org')
   }
   config.cloudUrl = url.origin
+  try {
+    parseModelList(config.simulatorModels)
+  } catch (err) {
+    throw new ConfigError('SIMULATOR_MODELS', (err as Error).message)
+  }
   return { ...config, useSimulator }
 }

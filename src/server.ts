@@ -5,7 +5,7 @@ import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { ConfigError, loadConfig, type LoadedConfig } from './config.js'
 import { buildApp } from './app.js'
-import { startSimulator } from './simulator/app.js'
+import { parseModelList, startSimulator } from './simulator/app.js'
 
 export async function serve (env: NodeJS.ProcessEnv = process.env): Promise<FastifyInstance> {
   let config: LoadedConfig
@@ -22,7 +22,16 @@ export async function serve (env: NodeJS.ProcessEnv = process.env): Promise<Fast
   let simulator: Awaited<ReturnType<typeof startSimulator>> | undefined
   if (config.useSimulator) {
     const apiKey = `comfyui-simulator-${randomBytes(16).toString('hex')}`
-    simulator = await startSimulator({ apiKeys: [apiKey], concurrency: config.simulatorConcurrency, stepMs: config.simulatorStepMs, profile: config.simulatorProfile, host: '127.0.0.1', port: 0 })
+    simulator = await startSimulator({
+      apiKeys: [apiKey],
+      concurrency: config.simulatorConcurrency,
+      stepMs: config.simulatorStepMs,
+      profile: config.simulatorProfile,
+      models: parseModelList(config.simulatorModels),
+      maxJobs: config.simulatorMaxJobs,
+      host: '127.0.0.1',
+      port: 0
+    })
     config = { ...config, cloudUrl: simulator.url, apiKey }
   }
 

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, loadConfig } from '../src/config.js'
+import { parseModelList } from '../src/simulator/models.js'
 
 t.test('defaults: port 8188 on loopback, Comfy Cloud, and the simulator when nothing is set', async t => {
   const config = loadConfig({})
@@ -45,7 +46,10 @@ t.test('invalid configuration stops startup with a message naming the variable',
     [{ COMFY_CLOUD_URL: 'http://127.0.0.1:9' }, 'COMFY_CLOUD_API_KEY'],
     [{ COMFY_CLOUD_URL: 'not a url', COMFY_CLOUD_API_KEY: 'k' }, 'COMFY_CLOUD_URL'],
     [{ COMFY_CLOUD_URL: 'ftp://example.com', COMFY_CLOUD_API_KEY: 'k' }, 'COMFY_CLOUD_URL'],
-    [{ COMFY_CLOUD_URL: 'https://example.com/api', COMFY_CLOUD_API_KEY: 'k' }, 'COMFY_CLOUD_URL']
+    [{ COMFY_CLOUD_URL: 'https://example.com/api', COMFY_CLOUD_API_KEY: 'k' }, 'COMFY_CLOUD_URL'],
+    [{ SIMULATOR_MODELS: 'checkpoint=a.safetensors' }, 'SIMULATOR_MODELS'],
+    [{ SIMULATOR_MODELS: 'a.safetensors' }, 'SIMULATOR_MODELS'],
+    [{ SIMULATOR_MAX_JOBS: '0' }, 'SIMULATOR_MAX_JOBS']
   ]
   for (const [env, variable] of cases) {
     const error = t.throws(() => loadConfig(env), JSON.stringify(env)) as ConfigError
@@ -53,4 +57,11 @@ t.test('invalid configuration stops startup with a message naming the variable',
     t.equal(error.variable, variable, JSON.stringify(env))
     t.match(error.message, variable)
   }
+})
+
+t.test('SIMULATOR_MODELS names model files per folder', async t => {
+  const config = loadConfig({ SIMULATOR_MODELS: ' checkpoints = a.safetensors, b.ckpt ; loras= ;', SIMULATOR_MAX_JOBS: '10' })
+  t.same(parseModelList(config.simulatorModels), { checkpoints: ['a.safetensors', 'b.ckpt'], loras: [] })
+  t.equal(config.simulatorMaxJobs, 10)
+  t.same(parseModelList(''), {}, 'empty keeps every default')
 })
