@@ -29,7 +29,7 @@ export class SocketHub {
   /** sockets whose first message announced `supports_preview_metadata` */
   private readonly withMetadata = new WeakSet<WebSocket>()
 
-  /** Records a client's `feature_flags`; only its first message counts, as in local's server.py. */
+  /** Records a client's `feature_flags`. */
   negotiate (socket: WebSocket, flags: unknown): void {
     if (typeof flags === 'object' && flags !== null && (flags as Record<string, unknown>).supports_preview_metadata === true) this.withMetadata.add(socket)
   }
@@ -88,10 +88,10 @@ export function registerWs (app: FastifyInstance, { hub, accountOf, remaining }:
     const sid = clientId !== undefined && clientId !== '' ? clientId : randomUUID().replaceAll('-', '')
     socket.send(JSON.stringify({ type: 'status', data: { status: { exec_info: { queue_remaining: remaining(account) } }, sid } }))
     hub.add(account, socket)
-    let first = true
+    // Local answers only a client's first message; whether the cloud does is open (cloud-api-notes §5), and the
+    // proxy relays every client's negotiation, so any feature_flags message is answered here.
     socket.on('message', (raw, isBinary) => {
-      if (!first || isBinary) return
-      first = false
+      if (isBinary) return
       let message: unknown
       try {
         message = JSON.parse(raw.toString())
