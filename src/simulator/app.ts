@@ -19,6 +19,7 @@ import { FileStore, MAX_UPLOAD_SIZE, registerStorageRoutes, Signer } from './sto
 import { Store, type Account, type JobDetail, type JobStatus } from './store.js'
 import { registerWs, SocketHub } from './ws.js'
 import { ACCOUNT_REFUSALS, refusalBody, type AccountRefusal, type SimulatorProfile } from './profile.js'
+import { registerUserdataRoutes, UserData } from './userdata.js'
 
 export type { Fault } from './faults.js'
 export type { JobDetail, JobStatus } from './store.js'
@@ -62,7 +63,7 @@ export interface SimulatorControl {
   requests: Array<{ method: string, url: string, headers: Record<string, string | string[] | undefined> }>
   /** make every request of the account answer 403 with this code (drift §1.3), or stop (undefined) */
   refuseAccount: (apiKey: string, code: AccountRefusal | undefined) => void
-  /** drop all jobs, faults, files, refusals and recorded requests */
+  /** drop all jobs, faults, files, user data, refusals and recorded requests */
   reset: () => void
 }
 
@@ -70,7 +71,7 @@ export type SimulatorInstance = FastifyInstance & { simulator: SimulatorControl 
 
 const MAX_RECORDED = 1000
 /** Public routes per the spec (`security: []` or optional auth). */
-const PUBLIC = new Set(['/api/system_stats', '/api/features'])
+const PUBLIC = new Set(['/api/system_stats', '/api/features', '/api/global_subgraphs', '/api/global_subgraphs/:id'])
 
 /** The key a request carries: `X-API-Key: <key>` or `Authorization: Bearer <key>` (cloud-api-notes §1.2). */
 function presentedKey (request: FastifyRequest): string | undefined {
@@ -84,6 +85,7 @@ export function buildSimulator (opts: SimulatorOptions = {}): SimulatorInstance 
   const keys = opts.apiKeys ?? [DEFAULT_API_KEY]
   const store = new Store(keys)
   const files = new FileStore()
+  const userData = new UserData()
   const hub = new SocketHub()
   const faults = new FaultRegistry()
   const signer = new Signer(opts.signingSecret ?? randomBytes(32).toString('hex'), opts.viewUrlTtlMs ?? 300_000)
@@ -114,6 +116,7 @@ export function buildSimulator (opts: SimulatorOptions = {}): SimulatorInstance 
       refusals.clear()
       faults.clear()
       files.clear()
+      userData.clear()
       requests.length = 0
     }
   }
@@ -184,6 +187,7 @@ export function buildSimulator (opts: SimulatorOptions = {}): SimulatorInstance 
   app.register(async instance => {
     registerRoutes(instance, { store, executor, accountOf, profile, catalog, files })
     registerStorageRoutes(instance, { files, signer, accountOf: request => accountOf(request).key })
+    registerUserdataRoutes(instance, { userData, accountOf: request => accountOf(request).key })
     registerWs(instance, { hub, accountOf: request => accountOf(request).key, remaining: key => store.account(key).remaining() })
 
     // Out-of-process fault control (benchmarks); needs the API key like every other route.
