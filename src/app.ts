@@ -14,8 +14,9 @@ import { CloudClient } from './cloud/client.js'
 import { CircuitBreaker } from './cloud/breaker.js'
 import { ProxyCache } from './cache.js'
 import { Submissions } from './submissions.js'
+import { MemorySettingsStore, type SettingsStore } from './store/settings.js'
 import { Metrics } from './metrics.js'
-import { errorBody, ProxyError } from './errors.js'
+import { errorBody, ProxyError, sendLocalNotFound } from './errors.js'
 import { loggerOptions } from './logger.js'
 import { requireToken } from './auth.js'
 import { lenientJsonBodies } from './body.js'
@@ -27,6 +28,8 @@ import viewRoutes from './routes/view.js'
 import objectInfoRoutes from './routes/object-info.js'
 import wsRoutes from './routes/ws.js'
 import passthroughRoutes from './routes/passthrough.js'
+import settingsRoutes from './routes/settings.js'
+import { frontendApiRoutes, frontendFiles } from './routes/frontend.js'
 
 /** Requests Node's HTTP parser refuses (garbage request lines, bad framing, huge headers), answered in the local envelope too. */
 function answerMalformedHttp (error: NodeJS.ErrnoException, socket: Socket): void {
@@ -48,6 +51,7 @@ declare module 'fastify' {
     cloud: CloudClient
     cache: ProxyCache
     submissions: Submissions
+    settings: SettingsStore
     metrics: Metrics
   }
   interface FastifyContextConfig {
@@ -65,6 +69,8 @@ const translatedRoutes: FastifyPluginAsync = async (fastify) => {
     await fastify.register(queueRoutes, { prefix })
     await fastify.register(objectInfoRoutes, { prefix })
     await fastify.register(wsRoutes, { prefix })
+    await fastify.register(settingsRoutes, { prefix })
+    await fastify.register(frontendApiRoutes, { prefix })
   }
 }
 
@@ -119,6 +125,7 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     listTtlMs: config.listTtlMs
   }))
   app.decorate('submissions', new Submissions())
+  app.decorate('settings', new MemorySettingsStore())
   metrics.watchCache(app.cache)
   app.addHook('onResponse', async (request, reply) => {
     metrics.requests.observe({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }, reply.elapsedTime / 1000)
@@ -156,9 +163,8 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     void reply.code(failure.statusCode).headers(failure.headers).send(body)
   })
 
-  app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send(errorBody('not_found', `No route ${request.method} ${request.url.split('?')[0]}`))
-  })
+  // Unknown routes answer exactly like local (issue 15 rule 3): clients that parse a JSON 404 misread it.
+  app.setNotFoundHandler(async (_request, reply) => await sendLocalNotFound(reply))
 
   void app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } })
   // Open WebSockets would keep close() waiting: tell them the server is going away (1001).
@@ -167,6 +173,7 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
   })
   void app.register(healthRoutes)
   void app.register(translatedRoutes)
+  void app.register(frontendFiles)
   void app.register(passthroughRoutes)
   return app
 }

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { Ajv } from 'ajv'
 import { parseModelList } from './simulator/models.js'
 
@@ -27,6 +28,8 @@ export interface Config {
   breakerCooldownMs: number
   proxyAuthToken: string
   corsOrigin: string
+  frontendDir: string
+  templatesDir: string
   bodyLimit: number
   shutdownTimeoutMs: number
   simulatorConcurrency: number
@@ -102,5 +105,21 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): LoadedConfig 
   } catch (err) {
     throw new ConfigError('SIMULATOR_MODELS', (err as Error).message)
   }
+  if (config.frontendDir !== '') {
+    config.frontendDir = resolve(config.frontendDir)
+    if (!isFile(join(config.frontendDir, 'index.html'))) throw new ConfigError('FRONTEND_DIR', `must be a folder holding a built frontend's index.html (got ${JSON.stringify(env.FRONTEND_DIR)})`)
+  }
+  if (config.templatesDir !== '') {
+    config.templatesDir = resolve(config.templatesDir)
+    if (!isDirectory(config.templatesDir)) throw new ConfigError('TEMPLATES_DIR', `must be a folder (got ${JSON.stringify(env.TEMPLATES_DIR)})`)
+  }
   return { ...config, useSimulator }
+}
+
+function isFile (path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isFile() === true
+}
+
+function isDirectory (path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isDirectory() === true
 }

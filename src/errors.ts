@@ -1,3 +1,5 @@
+import type { FastifyReply } from 'fastify'
+
 /** The local error envelope (contract §5.4): {error: {type, message, details, extra_info}}. */
 export interface LocalError {
   type: string
@@ -34,4 +36,16 @@ export function badRequest (type: string, message: string, extraInfo: Record<str
 /** `{error: {type, message, details: '', extra_info: {}}}`: the body of an error answer. */
 export function errorBody (type: string, message: string): { error: LocalError } {
   return { error: { type, message, details: '', extra_info: {} } }
+}
+
+/** What local ComfyUI (aiohttp) answers for a route it does not have (observed finding 21). */
+export const LOCAL_NOT_FOUND = { type: 'text/plain; charset=utf-8', body: '404: Not Found' }
+
+export async function sendLocalNotFound (reply: FastifyReply): Promise<FastifyReply> {
+  return await reply.code(404).type(LOCAL_NOT_FOUND.type).send(LOCAL_NOT_FOUND.body)
+}
+
+/** What local ComfyUI answers for a method its route does not have (observed finding 21). */
+export async function sendMethodNotAllowed (reply: FastifyReply, allowed: string[]): Promise<FastifyReply> {
+  return await reply.code(405).header('allow', allowed.join(',')).type('text/plain; charset=utf-8').send('405: Method Not Allowed')
 }

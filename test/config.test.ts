@@ -1,7 +1,8 @@
 import t from 'tap'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { parseModelList } from '../src/simulator/models.js'
 
@@ -36,6 +37,15 @@ t.test('the key can come from a file (a Docker or Kubernetes secret)', async t =
   }
 })
 
+t.test('FRONTEND_DIR and TEMPLATES_DIR are resolved to absolute folders', async t => {
+  const frontend = fileURLToPath(new URL('fixtures/frontend', import.meta.url))
+  const templates = fileURLToPath(new URL('fixtures/templates', import.meta.url))
+  const config = loadConfig({ FRONTEND_DIR: relative(process.cwd(), frontend), TEMPLATES_DIR: relative(process.cwd(), templates) })
+  t.equal(config.frontendDir, frontend)
+  t.equal(config.templatesDir, templates)
+  t.equal(loadConfig({}).frontendDir, '')
+})
+
 t.test('invalid configuration stops startup with a message naming the variable', async t => {
   const cases: Array<[Record<string, string>, string]> = [
     [{ PORT: 'eighty' }, 'PORT'],
@@ -49,7 +59,10 @@ t.test('invalid configuration stops startup with a message naming the variable',
     [{ COMFY_CLOUD_URL: 'https://example.com/api', COMFY_CLOUD_API_KEY: 'k' }, 'COMFY_CLOUD_URL'],
     [{ SIMULATOR_MODELS: 'checkpoint=a.safetensors' }, 'SIMULATOR_MODELS'],
     [{ SIMULATOR_MODELS: 'a.safetensors' }, 'SIMULATOR_MODELS'],
-    [{ SIMULATOR_MAX_JOBS: '0' }, 'SIMULATOR_MAX_JOBS']
+    [{ SIMULATOR_MAX_JOBS: '0' }, 'SIMULATOR_MAX_JOBS'],
+    [{ FRONTEND_DIR: '/nonexistent/frontend' }, 'FRONTEND_DIR'],
+    [{ FRONTEND_DIR: fileURLToPath(new URL('fixtures/templates', import.meta.url)) }, 'FRONTEND_DIR'],
+    [{ TEMPLATES_DIR: '/nonexistent/templates' }, 'TEMPLATES_DIR']
   ]
   for (const [env, variable] of cases) {
     const error = t.throws(() => loadConfig(env), JSON.stringify(env)) as ConfigError

@@ -7,7 +7,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import httpProxy from '@fastify/http-proxy'
 import type { IncomingHttpHeaders } from 'node:http'
-import { ProxyError } from '../errors.js'
+import { LOCAL_NOT_FOUND, ProxyError } from '../errors.js'
 import { Readable } from 'node:stream'
 import { upstreamStatusError } from '../cloud/client.js'
 import { accountRefusal, accountRefusalError } from '../cloud/refusals.js'
@@ -43,6 +43,26 @@ function replyFromError (reply: ErrorReply, { error }: { error: Error & { status
   void reply.code(failure.statusCode).send({ error: failure.toLocal() })
 }
 
+/**
+ * Routes of local ComfyUI 0.18 that reach the pass-through (contract §7; `*` is one path segment). A cloud
+ * 404 on one of them is about the thing asked for (a missing file, job or model) and passes as the cloud
+ * wrote it; on any other path it means the route is unknown, which local answers with its text 404.
+ */
+const LOCAL_ROUTES = [
+  'object_info', 'system_stats', 'features', 'embeddings', 'models', 'models/*', 'free', 'upload/image', 'upload/mask',
+  'view_metadata/*', 'node_replacements', 'userdata', 'userdata/*', 'userdata/*/move/*', 'v2/userdata',
+  'global_subgraphs', 'global_subgraphs/*', 'experiment/models', 'experiment/models/*', 'experiment/models/preview/**'
+]
+const LOCAL_ROUTE = new RegExp(
+  `^/(?:api/)?(?:${LOCAL_ROUTES.map(route => route.replace(/\*\*/g, '.+').replace(/\*/g, '[^/]+')).join('|')})$` +
+  // the jobs routes exist only under /api, the internal ones only without it
+  '|^/api/jobs(?:/.*)?$|^/internal/.+$'
+)
+
+export function isLocalRoute (path: string): boolean {
+  return LOCAL_ROUTE.test(path)
+}
+
 interface UpstreamAnswer { statusCode: number, stream: NodeJS.ReadableStream }
 interface RelayReply {
   send: (payload: unknown) => unknown
@@ -54,8 +74,13 @@ interface RelayReply {
 /** A 403 body larger than this is relayed without being read for an account refusal (those are a few hundred bytes). */
 const REFUSAL_BODY_LIMIT = 64 * 1024
 
-function sendFailure (reply: RelayReply, failure: ProxyError): void {
+/** The cloud's body headers, which must not describe an answer the proxy writes itself. */
+function dropBodyHeaders (reply: RelayReply): void {
   for (const name of ['content-length', 'content-encoding', 'transfer-encoding', 'etag']) reply.removeHeader(name)
+}
+
+function sendFailure (reply: RelayReply, failure: ProxyError): void {
+  dropBodyHeaders(reply)
   void reply.code(failure.statusCode).type('application/json; charset=utf-8').send({ error: failure.toLocal() })
 }
 
@@ -86,8 +111,18 @@ async function relay403 (reply: RelayReply, upstream: UpstreamAnswer): Promise<v
   else void reply.send(body)
 }
 
-/** Cloud 4xx answers pass as they are; a cloud 5xx becomes the local envelope (502/503/504), as on the translated routes. */
-function relayOrWrap5xx (_request: unknown, reply: RelayReply, upstream: UpstreamAnswer): void {
+/**
+ * Cloud 4xx answers pass as they are, but for a 404 on a path local ComfyUI does not have (local's text
+ * 404) and a 403 refusing the whole account; a cloud 5xx becomes the local envelope (502/503/504), as on
+ * the translated routes.
+ */
+function relayOrWrap5xx (request: { url: string }, reply: RelayReply, upstream: UpstreamAnswer): void {
+  if (upstream.statusCode === 404 && !isLocalRoute(request.url.split('?')[0])) {
+    upstream.stream.resume()
+    dropBodyHeaders(reply)
+    void reply.code(404).type(LOCAL_NOT_FOUND.type).send(LOCAL_NOT_FOUND.body)
+    return
+  }
   if (upstream.statusCode === 403) {
     relay403(reply, upstream).catch(() => { sendFailure(reply, new ProxyError(502, 'cloud_connection_failed', 'The connection to Comfy Cloud failed')) })
     return
@@ -119,6 +154,8 @@ const passthroughRoutes: FastifyPluginAsync = async (fastify) => {
       upstream: cloud.origin,
       prefix,
       rewritePrefix: prefix === '/api' ? '/api' : '/api/',
+      // `/` itself is the web UI or the proxy's own page (routes/frontend.ts), never the cloud's.
+      routes: prefix === '/api' ? ['/', '/*'] : ['/*'],
       websocket: false,
       // OPTIONS stays with @fastify/cors (local ComfyUI answers no OPTIONS either).
       httpMethods: ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT'],

@@ -1,0 +1,51 @@
+/**
+ * The web UI's settings (`/settings`), which local ComfyUI keeps in `user/default/comfy.settings.json`.
+ * One small asynchronous interface so the state store (issue 13) can hold them later; in memory for now.
+ */
+
+export interface SettingsStore {
+  /** every setting */
+  all: () => Promise<Record<string, unknown>>
+  /** one setting, undefined when never written */
+  get: (id: string) => Promise<unknown>
+  /** writes the given settings, keeping the others (local's `{**settings, **new_settings}`) */
+  merge: (values: Record<string, unknown>) => Promise<void>
+  /** true once anything was written: local's default user folder exists from then on */
+  written: () => Promise<boolean>
+}
+
+export class SettingsFullError extends Error {
+  constructor (readonly limit: number) {
+    super(`The proxy keeps at most ${limit} settings`)
+    this.name = 'SettingsFullError'
+  }
+}
+
+/** Bounds the memory a client can fill with distinct setting ids (the UI has a few hundred). */
+export const MAX_SETTINGS = 10_000
+
+export class MemorySettingsStore implements SettingsStore {
+  private readonly values = new Map<string, unknown>()
+  private everWritten = false
+
+  constructor (private readonly limit = MAX_SETTINGS) {}
+
+  async all (): Promise<Record<string, unknown>> {
+    return Object.fromEntries(this.values)
+  }
+
+  async get (id: string): Promise<unknown> {
+    return this.values.get(id)
+  }
+
+  async merge (values: Record<string, unknown>): Promise<void> {
+    const added = Object.keys(values).filter(id => !this.values.has(id)).length
+    if (this.values.size + added > this.limit) throw new SettingsFullError(this.limit)
+    for (const [id, value] of Object.entries(values)) this.values.set(id, value)
+    this.everWritten = true
+  }
+
+  async written (): Promise<boolean> {
+    return this.everWritten
+  }
+}
