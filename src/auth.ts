@@ -1,10 +1,11 @@
 /**
  * Optional inbound authentication (PROXY_AUTH_TOKEN) for deployments beyond loopback: every
  * request but the probes carries the token as `Authorization: Bearer …` or `?token=…` (browsers
- * cannot set headers on a WebSocket). The token is checked in constant time and never forwarded.
+ * cannot set headers on a WebSocket), or the cookie a browser gets for it. The token is checked in
+ * constant time and never forwarded.
  */
-import { timingSafeEqual, createHash } from 'node:crypto'
-import type { FastifyInstance } from 'fastify'
+import { timingSafeEqual, createHash, createHmac } from 'node:crypto'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { errorBody } from './errors.js'
 
 const OPEN_PATHS = new Set(['/healthz', '/readyz'])
@@ -32,20 +33,59 @@ export function withoutToken (search: string): string {
   return search.startsWith('?') ? (rest === '' ? '' : `?${rest}`) : rest
 }
 
+/**
+ * A browser (the web UI, whose scripts and WebSocket cannot send a header) proves the token with a
+ * cookie it got once from `?token=`. The cookie holds an HMAC of the token, never the token itself;
+ * it is HttpOnly and SameSite=Strict, and its name carries the port, since cookies are per host only.
+ */
+export function tokenCookie (token: string, host: string | undefined): { name: string, value: string } {
+  const port = /:(\d+)$/.exec(host ?? '')?.[1]
+  return {
+    name: port === undefined ? 'comfy_compat_proxy' : `comfy_compat_proxy_${port}`,
+    value: createHmac('sha256', token).update('comfy-compat-proxy browser cookie').digest('base64url')
+  }
+}
+
+export function cookieValue (header: string | undefined, name: string): string | undefined {
+  for (const pair of (header ?? '').split(';')) {
+    const at = pair.indexOf('=')
+    if (at !== -1 && pair.slice(0, at).trim() === name) return pair.slice(at + 1).trim()
+  }
+  return undefined
+}
+
+/** A page load in a browser (not an API or WebSocket client), which may be redirected. */
+function isNavigation (request: FastifyRequest): boolean {
+  return request.method === 'GET' && request.headers.upgrade === undefined && (request.headers.accept ?? '').includes('text/html')
+}
+
 export function requireToken (fastify: FastifyInstance, token: string): void {
   const expected = digest(token)
+  const matches = (presented: string | undefined): boolean => presented !== undefined && timingSafeEqual(digest(presented), expected)
   fastify.addHook('onRequest', async (request, reply) => {
     if (OPEN_PATHS.has(request.url.split('?')[0])) return
     // CORS preflights carry no credentials by design; @fastify/cors answers them.
     if (request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined) return
+    const cookie = tokenCookie(token, request.headers.host)
     const presented = presentedToken(request.headers.authorization, request.url)
-    if (presented !== undefined && timingSafeEqual(digest(presented), expected)) return
+    if (matches(presented)) {
+      if (!isNavigation(request) || request.headers.authorization !== undefined) return
+      // The token arrived in the address bar: trade it for the cookie and take it out of the URL (and history).
+      const query = request.url.indexOf('?')
+      const secure = request.protocol === 'https' ? '; Secure' : ''
+      return await reply
+        .header('set-cookie', `${cookie.name}=${cookie.value}; Path=/; HttpOnly; SameSite=Strict${secure}`)
+        .header('cache-control', 'no-store')
+        .redirect(request.url.slice(0, query) + withoutToken(request.url.slice(query)), 303)
+    }
+    const fromCookie = cookieValue(request.headers.cookie, cookie.name)
+    if (fromCookie !== undefined && timingSafeEqual(digest(fromCookie), digest(cookie.value))) return
     // A refused WebSocket upgrade must not leave its socket open (it would also hold up close()).
     if (request.headers.upgrade !== undefined) {
       reply.header('connection', 'close')
       reply.raw.once('finish', () => { request.raw.socket?.destroy() })
     }
     return await reply.code(401).header('www-authenticate', 'Bearer')
-      .send(errorBody('unauthorized', 'This proxy needs its access token: Authorization: Bearer <PROXY_AUTH_TOKEN> or ?token=<PROXY_AUTH_TOKEN>'))
+      .send(errorBody('unauthorized', 'This proxy needs its access token: Authorization: Bearer <PROXY_AUTH_TOKEN> or ?token=<PROXY_AUTH_TOKEN>; in a browser, open /?token=<PROXY_AUTH_TOKEN> once'))
   })
 }
