@@ -29,6 +29,8 @@ export async function serve (env: NodeJS.ProcessEnv = process.env): Promise<Fast
       profile: config.simulatorProfile,
       models: parseModelList(config.simulatorModels),
       maxJobs: config.simulatorMaxJobs,
+      rateLimit: config.simulatorRateLimit,
+      queueLimit: config.simulatorQueueLimit > 0 ? config.simulatorQueueLimit : undefined,
       host: '127.0.0.1',
       port: 0
     })

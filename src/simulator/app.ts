@@ -14,7 +14,8 @@ import { Executor } from './executor.js'
 import { FaultRegistry, installFaultHooks, parseFault, type Fault } from './faults.js'
 import { resolveModels, type ModelFolder, type ModelFolders } from './models.js'
 import { isPlainObject } from './nodes.js'
-import { registerRoutes } from './routes.js'
+import { RateLimiter } from './rate-limit.js'
+import { QUEUE_LIMIT, registerRoutes } from './routes.js'
 import { FileStore, MAX_UPLOAD_SIZE, registerStorageRoutes, Signer } from './storage.js'
 import { Store, type Account, type JobDetail, type JobStatus } from './store.js'
 import { registerWs, SocketHub } from './ws.js'
@@ -51,6 +52,10 @@ export interface SimulatorOptions {
   models?: Partial<Record<ModelFolder, string[]>>
   /** finished jobs kept per account (with their output files); older ones are forgotten. default 5000 */
   maxJobs?: number
+  /** requests per minute each key may make (sliding window); beyond it 429 with Retry-After, like Comfy Cloud. default off */
+  rateLimit?: number
+  /** pending jobs an account may hold before POST /api/prompt answers 429 QUEUE_LIMIT (the cloud's cap is 100). default: 100 with the current profile, else off */
+  queueLimit?: number
 }
 
 export interface SimulatorControl {
@@ -95,6 +100,7 @@ export function buildSimulator (opts: SimulatorOptions = {}): SimulatorInstance 
   const profile = opts.profile ?? 'spec'
   const refusals = new Map<string, AccountRefusal>()
   const accounts = new WeakMap<FastifyRequest, Account>()
+  const limiter = opts.rateLimit !== undefined && opts.rateLimit > 0 ? new RateLimiter(opts.rateLimit, 60_000) : undefined
   const accountOf = (request: FastifyRequest): Account => {
     const account = accounts.get(request)
     if (account === undefined) throw new HttpError(401, 'UNAUTHORIZED', 'Missing or invalid API key')
@@ -117,6 +123,7 @@ export function buildSimulator (opts: SimulatorOptions = {}): SimulatorInstance 
       faults.clear()
       files.clear()
       userData.clear()
+      limiter?.clear()
       requests.length = 0
     }
   }
@@ -148,6 +155,10 @@ export function buildSimulator (opts: SimulatorOptions = {}): SimulatorInstance 
       const refusal = url?.startsWith('/__simulator') === true ? undefined : refusals.get(account.key)
       if (refusal !== undefined) return reply.code(403).send(refusalBody(refusal))
       accounts.set(request, account)
+      const retryAfter = url?.startsWith('/__simulator/') === true ? undefined : limiter?.take(account.key)
+      if (retryAfter !== undefined) {
+        return reply.code(429).header('retry-after', String(retryAfter)).send({ code: 'RATE_LIMITED', message: 'Too many requests for this account; retry later' })
+      }
       return
     }
     if (url !== undefined && PUBLIC.has(url)) return
@@ -185,7 +196,8 @@ export function buildSimulator (opts: SimulatorOptions = {}): SimulatorInstance 
   app.register(websocket)
   app.register(multipart, { limits: { fileSize: MAX_UPLOAD_SIZE, files: 1, fields: 16 } })
   app.register(async instance => {
-    registerRoutes(instance, { store, executor, accountOf, profile, catalog, files })
+    // The deployed cloud caps queued jobs (drift §1.4); the spec profile plays it only when asked.
+    registerRoutes(instance, { store, executor, accountOf, profile, catalog, files, queueLimit: opts.queueLimit ?? (profile === 'current' ? QUEUE_LIMIT : 0) })
     registerStorageRoutes(instance, { files, signer, accountOf: request => accountOf(request).key })
     registerUserdataRoutes(instance, { userData, accountOf: request => accountOf(request).key })
     registerWs(instance, { hub, accountOf: request => accountOf(request).key, remaining: key => store.account(key).remaining() })

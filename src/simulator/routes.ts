@@ -16,7 +16,7 @@ import {
 import { FEATURE_FLAGS } from './ws.js'
 import { FOREIGN_JOB_BODY, withUserModels, type SimulatorProfile } from './profile.js'
 
-/** Pending jobs an account may hold before `POST /api/prompt` answers 429 QUEUE_LIMIT. */
+/** Pending jobs Comfy Cloud lets an account hold before `POST /api/prompt` answers 429 QUEUE_LIMIT (drift §1.4). */
 export const QUEUE_LIMIT = 100
 /** seconds, sent as Retry-After with QUEUE_LIMIT */
 export const QUEUE_RETRY_AFTER = 5
@@ -28,6 +28,8 @@ export interface RouteDeps {
   profile: SimulatorProfile
   catalog: Catalog
   files: FileStore
+  /** pending jobs per account before 429 QUEUE_LIMIT; 0: no cap */
+  queueLimit: number
 }
 
 type Query = Record<string, string | undefined>
@@ -90,7 +92,7 @@ function hasOutputType (job: JobRecord, type: string): boolean {
   return Object.values(job.detail.outputs ?? {}).some(output => keys[type].some(key => Array.isArray(output[key]) && output[key].length > 0))
 }
 
-export function registerRoutes (app: FastifyInstance, { store, executor, accountOf, profile, catalog, files }: RouteDeps): void {
+export function registerRoutes (app: FastifyInstance, { store, executor, accountOf, profile, catalog, files, queueLimit }: RouteDeps): void {
   const allIds = (id: string): boolean => [...store.accounts.values()].some(account => account.jobs.has(id))
   /** The current cloud answers another account's job with a plain 403; the spec profile answers 404 like an unknown id. */
   const jobOf = (account: Account, rawId: string): JobRecord => {
@@ -165,9 +167,9 @@ export function registerRoutes (app: FastifyInstance, { store, executor, account
     const prompt = structuredClone(body.prompt) as ApiPrompt
     const result = validatePrompt(prompt, { catalog, fileExists: name => files.upload(account.key, name) !== undefined }, Array.isArray(targets) ? targets as string[] : undefined)
     if (!result.ok) return promptError(reply, 400, result.error, result.nodeErrors)
-    if (account.byStatus('pending').length >= QUEUE_LIMIT) {
+    if (queueLimit > 0 && account.byStatus('pending').length >= queueLimit) {
       reply.header('retry-after', String(QUEUE_RETRY_AFTER))
-      return promptError(reply, 429, { type: 'QUEUE_LIMIT', message: `The job queue is full (${QUEUE_LIMIT} pending jobs); retry later` })
+      return promptError(reply, 429, { type: 'QUEUE_LIMIT', message: `The job queue is full (${queueLimit} pending jobs); retry later` })
     }
     // A client-chosen id is kept when it is a canonical UUID nobody used yet (newer local ComfyUI accepts one,
     // contract §5.2); whether the cloud honours it is unknown (cloud-api-notes §5 question 5), so anything else gets a fresh id.

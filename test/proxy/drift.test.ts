@@ -90,7 +90,7 @@ t.test('current cloud: /object_info lists the account\'s own imported models (in
 })
 
 t.test('POST /prompt: a full cloud queue is a 429 with Retry-After and a message a person understands', async t => {
-  const stack = await startStack(t)
+  const stack = await startStack(t, {}, { queueLimit: 100 })
   const sim = stack.simulator.app.simulator
   for (let i = 0; i < 100; i++) sim.seedJob(stack.key, { status: 'pending' })
   const refused = await postJson(`${stack.url}/prompt`, { prompt: defaultGraph() })

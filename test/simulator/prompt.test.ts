@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
+import { QUEUE_LIMIT } from '../../src/simulator/app.js'
 import { conforms, defaultPrompt, KEY, OTHER_KEY, startSim, submit, type Sim } from './fixtures/helpers.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -227,16 +228,22 @@ t.test('partial_execution_targets selects the outputs to run', async t => {
   t.equal((await refused(sim, { prompt, partial_execution_targets: 'x' })).error.type, 'invalid_prompt')
 })
 
-t.test('a full queue answers 429 QUEUE_LIMIT with Retry-After', async t => {
-  const sim = await startSim(t)
-  for (let i = 0; i < 100; i++) sim.app.simulator.seedJob(KEY, { status: 'pending' })
+t.test('with the queue cap on, a full queue answers 429 QUEUE_LIMIT with Retry-After', async t => {
+  const sim = await startSim(t, { queueLimit: QUEUE_LIMIT })
+  for (let i = 0; i < QUEUE_LIMIT; i++) sim.app.simulator.seedJob(KEY, { status: 'pending' })
   const { status, headers, body } = await sim.json('/api/prompt', { method: 'POST', json: { prompt: defaultPrompt() } })
   t.equal(status, 429)
   t.equal(headers.get('retry-after'), '5')
   t.equal(body.error.type, 'QUEUE_LIMIT')
   t.type(body.error.message, 'string')
-  t.equal(sim.app.simulator.jobs(KEY).length, 100, 'nothing was queued')
+  t.equal(sim.app.simulator.jobs(KEY).length, QUEUE_LIMIT, 'nothing was queued')
   t.equal((await sim.json('/api/prompt', { method: 'POST', json: { prompt: defaultPrompt() }, key: OTHER_KEY })).status, 200, 'the limit is per account')
+})
+
+t.test('the queue cap is off by default', async t => {
+  const sim = await startSim(t)
+  for (let i = 0; i < QUEUE_LIMIT; i++) sim.app.simulator.seedJob(KEY, { status: 'pending' })
+  t.equal((await sim.json('/api/prompt', { method: 'POST', json: { prompt: defaultPrompt() } })).status, 200)
 })
 
 t.test('GET /api/prompt counts pending and running jobs', async t => {
