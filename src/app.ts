@@ -12,6 +12,8 @@ import { pino, type DestinationStream } from 'pino'
 import type { Config } from './config.js'
 import { CloudClient } from './cloud/client.js'
 import { CircuitBreaker } from './cloud/breaker.js'
+import { CloudBudget } from './cloud/budget.js'
+import { Jobs } from './jobs/jobs.js'
 import { ProxyCache } from './cache.js'
 import { Submissions } from './submissions.js'
 import { MemorySettingsStore, type SettingsStore } from './store/settings.js'
@@ -50,6 +52,7 @@ declare module 'fastify' {
     config: Config
     cloud: CloudClient
     cache: ProxyCache
+    jobs: Jobs
     submissions: Submissions
     settings: SettingsStore
     metrics: Metrics
@@ -116,6 +119,7 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     retries: config.cloudRetries,
     logger: app.log,
     breaker: new CircuitBreaker(config.breakerThreshold, config.breakerCooldownMs),
+    budget: new CloudBudget(config.cloudMaxRps, metrics.budgetObserver()),
     observer: metrics.observer()
   }))
   app.decorate('cache', new ProxyCache({
@@ -124,11 +128,16 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     ttlMs: config.cacheTtlMs,
     listTtlMs: config.listTtlMs
   }))
+  app.decorate('jobs', new Jobs(app.cloud, app.cache, config))
   app.decorate('submissions', new Submissions())
   app.decorate('settings', new MemorySettingsStore())
   metrics.watchCache(app.cache)
+  metrics.watchJobs(app.jobs)
+  app.addHook('onRequest', (request, _reply, done) => { metrics.track(request, done) })
   app.addHook('onResponse', async (request, reply) => {
-    metrics.requests.observe({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }, reply.elapsedTime / 1000)
+    const route = request.routeOptions.url ?? 'unmatched'
+    metrics.requests.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000)
+    metrics.answered(request, route)
   })
   if (config.proxyAuthToken !== '') requireToken(app, config.proxyAuthToken)
   if (config.corsOrigin !== '') {

@@ -19,6 +19,7 @@ export interface Config {
   cloudTimeoutMs: number
   cloudConnections: number
   cloudRetries: number
+  cloudMaxRps: number
   cacheMaxEntries: number
   cacheMaxBytes: number
   cacheTtlMs: number
@@ -38,6 +39,8 @@ export interface Config {
   simulatorProfile: 'spec' | 'current'
   simulatorModels: string
   simulatorMaxJobs: number
+  simulatorRateLimit: number
+  simulatorQueueLimit: number
 }
 
 export interface LoadedConfig extends Config {

@@ -29,10 +29,14 @@ export function testKey (): string {
   return `comfyui-test-${randomBytes(12).toString('hex')}`
 }
 
-/** The proxy, with every log line at trace level kept in `logs`. */
+/**
+ * The proxy, with every log line at trace level kept in `logs`. Its cloud budget is lifted
+ * (CLOUD_MAX_RPS 1000) so that tests of other things do not wait for it; the tests that prove the
+ * budget set their own.
+ */
 export async function startProxy (t: Test, config: Partial<Config> & Pick<Config, 'cloudUrl' | 'apiKey'>): Promise<{ url: string, app: FastifyInstance, logs: string[] }> {
   const logs: string[] = []
-  const app = buildApp({ ...loadConfig({}), logLevel: 'trace', ...config }, { logStream: { write: (line: string) => { logs.push(line) } } })
+  const app = buildApp({ ...loadConfig({}), logLevel: 'trace', cloudMaxRps: 1000, ...config }, { logStream: { write: (line: string) => { logs.push(line) } } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => { await app.close() })
   const address = app.server.address()

@@ -1,7 +1,8 @@
 /**
  * The Comfy Cloud client: one keep-alive undici pool to the configured origin, the API key
- * injected as X-API-Key (and only there), timeouts, bounded retries of idempotent calls, and
- * ajv validation of every payload before a mapper sees it. It knows cloud shapes only.
+ * injected as X-API-Key (and only there), the cloud budget in front of every call, timeouts,
+ * bounded retries of idempotent calls, and ajv validation of every payload before a mapper sees
+ * it. It knows cloud shapes only.
  */
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici'
 import type { FastifyBaseLogger } from 'fastify'
@@ -9,6 +10,7 @@ import { ProxyError } from '../errors.js'
 import { cloudValidator, describeSchemaError, type CloudSchemaName } from './schemas.js'
 import { CircuitBreaker } from './breaker.js'
 import { accountRefusal, accountRefusalError } from './refusals.js'
+import { CloudBudget, MAX_PAUSE_MS, type Priority } from './budget.js'
 
 /** Told of every cloud call, for /metrics. */
 export interface CloudObserver {
@@ -27,6 +29,8 @@ export interface CloudClientOptions {
   logger: FastifyBaseLogger
   breaker?: CircuitBreaker
   observer?: CloudObserver
+  /** every call waits for it; without one, calls are not limited */
+  budget?: CloudBudget
 }
 
 export interface CloudCall {
@@ -41,6 +45,11 @@ export interface CloudCall {
   route?: string
   /** statuses handed back to the caller instead of becoming an upstream error (2xx always are) */
   accept?: number[]
+  /**
+   * The caller can answer from what it knows: while the cloud asks the proxy to back off, fail at
+   * once (503 cloud_rate_limited) instead of waiting for the back-off to end.
+   */
+  fallback?: boolean
 }
 
 export interface CloudResponse<T = unknown> {
@@ -54,8 +63,23 @@ export function cloudPathSegment (value: string): string {
   return encodeURIComponent(value).replace(/\./g, '%2E')
 }
 
-const RETRYABLE_STATUS = new Set([429, 502, 503, 504])
-const MAX_RETRY_AFTER_MS = 10_000
+const RETRYABLE_STATUS = new Set([502, 503, 504])
+
+/** Reads wait behind writes (submits, cancels, deletes) in the cloud budget. */
+export function priorityOf (method: string): Priority {
+  return method === 'GET' || method === 'HEAD' ? 'read' : 'write'
+}
+
+/**
+ * Whether a cloud 429 means "too many requests" (pause every read) rather than a refusal of this
+ * one submit: POST /api/prompt answers QUEUE_LIMIT and billing refusals as 429 in the prompt
+ * envelope, with an error.type (notes §1.5); those say nothing about the request rate.
+ */
+export function isRateLimit (status: number, body: unknown): boolean {
+  if (status !== 429) return false
+  const error = (body as { error?: { type?: unknown } } | undefined)?.error
+  return typeof error?.type !== 'string'
+}
 
 export class CloudClient {
   readonly pool: Pool
@@ -65,6 +89,7 @@ export class CloudClient {
   private readonly retries: number
   private readonly log: FastifyBaseLogger
   readonly breaker: CircuitBreaker
+  readonly budget: CloudBudget
   private readonly observer: CloudObserver
   private accountProbe: Promise<boolean> | undefined
 
@@ -76,6 +101,7 @@ export class CloudClient {
     this.log = options.logger
     this.breaker = options.breaker ?? new CircuitBreaker(Number.POSITIVE_INFINITY, 0)
     this.observer = options.observer ?? noObserver
+    this.budget = options.budget ?? new CloudBudget(Number.POSITIVE_INFINITY)
     this.pool = new Pool(this.origin, {
       connections: options.connections,
       headersTimeout: options.timeoutMs,
@@ -94,8 +120,12 @@ export class CloudClient {
 
   async call<T = unknown> (call: CloudCall): Promise<CloudResponse<T>> {
     const idempotent = call.method === 'GET'
+    // Waiting for the budget counts against the call's timeout: a caller never waits longer than CLOUD_TIMEOUT_MS to start.
+    const deadline = performance.now() + this.timeoutMs
     for (let attempt = 0; ; attempt++) {
       const retriesLeft = idempotent ? this.retries - attempt : 0
+      const paused = this.budget.pausedForMs > 0 && priorityOf(call.method) === 'read'
+      await this.budget.acquire(priorityOf(call.method), call.fallback === true && paused ? 0 : deadline - performance.now())
       let response: CloudResponse<T>
       try {
         response = await this.once<T>(call)
@@ -106,8 +136,13 @@ export class CloudClient {
         }
         throw err
       }
-      if (retriesLeft > 0 && RETRYABLE_STATUS.has(response.status) && !(call.accept ?? []).includes(response.status)) {
-        await sleep(retryAfterMs(response.headers['retry-after']) ?? backoff(attempt))
+      const accepted = (call.accept ?? []).includes(response.status)
+      if (isRateLimit(response.status, response.body)) {
+        // One shared back-off for every route; a read retried now waits in the budget until it ends (or is refused).
+        this.budget.pause(retryAfterMs(response.headers['retry-after']))
+        if (retriesLeft > 0 && !accepted && call.fallback !== true) continue
+      } else if (retriesLeft > 0 && RETRYABLE_STATUS.has(response.status) && !accepted) {
+        await sleep(backoff(attempt))
         continue
       }
       if (response.status === 403) await this.throwIfAccountRefused(call, response)
@@ -139,10 +174,12 @@ export class CloudClient {
   /** A GET whose body is streamed to the client as it arrives (files); redirects are not followed. */
   async stream (path: string, route: string): Promise<Dispatcher.ResponseData> {
     const call = { method: 'GET' as const, path: path.split('?')[0], route }
+    await this.budget.acquire('read', this.timeoutMs)
     const started = this.admit(call)
     try {
       const response = await this.pool.request({ method: 'GET', path, headers: this.authHeaders() })
       this.settle(call, started, response.statusCode)
+      if (response.statusCode === 429) this.budget.pause(retryAfterMs(response.headers['retry-after']))
       return response
     } catch (err) {
       this.settle(call, started, 'error')
@@ -249,6 +286,7 @@ export class CloudClient {
   }
 
   async close (): Promise<void> {
+    this.budget.close()
     await this.pool.close()
   }
 }
@@ -294,7 +332,7 @@ export function retryAfterMs (header: string | string[] | undefined): number | u
   if (value === undefined) return undefined
   const seconds = Number(value)
   const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - Date.now()
-  return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS) : undefined
+  return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), MAX_PAUSE_MS) : undefined
 }
 
 async function sleep (ms: number): Promise<void> {

@@ -3,11 +3,8 @@
  * (default) or the deprecated /api/history_v2 (HISTORY_SOURCE=history_v2; notes §4.2 option B).
  */
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
-import { cloudPathSegment } from '../cloud/client.js'
-import type { HistoryV2Entry, JobDetail, JobsList, Json } from '../cloud/types.js'
-import {
-  historyEntryFromHistoryV2, historyEntryFromHistoryV2Detail, historyEntryFromJob, unwrapHistoryV2Detail, type LocalHistoryEntry
-} from '../compat/history.js'
+import type { HistoryV2Entry, JobsList, Json } from '../cloud/types.js'
+import { historyEntryFromHistoryV2, type LocalHistoryEntry } from '../compat/history.js'
 import { firstValue, historyWindow, parsePythonInt, pythonTruthy } from '../compat/params.js'
 import { badRequest, errorBody } from '../errors.js'
 import { INVALID_JSON } from '../body.js'
@@ -62,30 +59,6 @@ async function finishedJobTotal (fastify: FastifyInstance): Promise<number> {
   return page.pagination.total
 }
 
-/** One finished job as local entry JSON: from the cache, else GET /api/jobs/{id}. undefined when absent, unfinished or not ours. */
-async function jobEntry (fastify: FastifyInstance, id: string): Promise<string | undefined> {
-  const cached = fastify.cache.getEntry(id)
-  if (cached !== undefined) return cached
-  const generation = fastify.cache.generation
-  const response = await fastify.cache.shared(`job:${id}`, async () => await fastify.cloud.call<JobDetail | Json>({
-    method: 'GET',
-    path: `/api/jobs/${cloudPathSegment(id)}`,
-    route: '/api/jobs/:id',
-    schema: 'JobDetailResponse',
-    accept: [400, 403, 404, 414]
-  }), 0)
-  if (response.status !== 200) {
-    // 404: deleted elsewhere; 403/400/414: another account's or a malformed id. All read as "not in history" (contract §3).
-    if (response.status === 404) fastify.cache.forgetEntry(id)
-    return undefined
-  }
-  const entry = historyEntryFromJob(response.body as JobDetail)
-  if (entry === null) return undefined
-  const json = JSON.stringify(entry)
-  fastify.cache.setEntry(id, json, generation)
-  return json
-}
-
 async function historyFromJobs (fastify: FastifyInstance, maxItems: number | undefined, offset: number | undefined): Promise<EntryJson[]> {
   const cap = fastify.config.historyMaxEntries
   let newestFirst: string[]
@@ -100,7 +73,7 @@ async function historyFromJobs (fastify: FastifyInstance, maxItems: number | und
     const { start, count } = historyWindow(maxItems, offset, total)
     newestFirst = count > 0 ? await newestFinishedJobIds(fastify, total - start - count, count) : []
   }
-  const entries = await mapLimit(newestFirst, DETAIL_CONCURRENCY, async id => await jobEntry(fastify, id))
+  const entries = await mapLimit(newestFirst, DETAIL_CONCURRENCY, async id => await fastify.jobs.finishedEntry(id))
   const history: EntryJson[] = []
   for (let i = newestFirst.length - 1; i >= 0; i--) {
     const entry = entries[i]
@@ -130,20 +103,6 @@ async function historyFromHistoryV2 (fastify: FastifyInstance, maxItems: number 
   return oldestFirst.slice(start, start + count).map(([id, entry]) => [id, JSON.stringify(entry)])
 }
 
-async function historyV2Entry (fastify: FastifyInstance, id: string): Promise<string | undefined> {
-  const response = await fastify.cache.shared(`history_v2:${id}`, async () => await fastify.cloud.call<Json>({
-    method: 'GET',
-    path: `/api/history_v2/${cloudPathSegment(id)}`,
-    route: '/api/history_v2/:id',
-    schema: 'HistoryDetailResponse',
-    accept: [400, 403, 404, 414]
-  }), 0)
-  if (response.status !== 200) return undefined
-  const detail = unwrapHistoryV2Detail(id, response.body)
-  const entry = detail === undefined ? null : historyEntryFromHistoryV2Detail(id, detail)
-  return entry === null ? undefined : JSON.stringify(entry)
-}
-
 function deleteList (value: unknown): string[] {
   // Local iterates a string's characters and deletes nothing; anything else but a list crashes it (contract §4).
   if (typeof value === 'string') return []
@@ -165,8 +124,8 @@ const historyRoutes: FastifyPluginAsync = async (fastify) => {
   fastify.get<{ Params: { id: string } }>('/history/:id', async (request, reply) => {
     const { id } = request.params
     if (id === '') return await reply.code(404).send(errorBody('not_found', 'Not Found'))
-    const entry = fastify.config.historySource === 'history_v2' ? await historyV2Entry(fastify, id) : await jobEntry(fastify, id)
     // Pending, running, unknown, deleted and foreign ids all answer {} (contract §3): clients poll until the id appears.
+    const entry = await fastify.jobs.historyEntry(id)
     return await reply.type('application/json; charset=utf-8').send(historyJson(entry === undefined ? [] : [[id, entry]]))
   })
 

@@ -9,7 +9,7 @@ import httpProxy from '@fastify/http-proxy'
 import type { IncomingHttpHeaders } from 'node:http'
 import { LOCAL_NOT_FOUND, ProxyError } from '../errors.js'
 import { Readable } from 'node:stream'
-import { upstreamStatusError } from '../cloud/client.js'
+import { priorityOf, retryAfterMs, upstreamStatusError, type CloudClient } from '../cloud/client.js'
 import { accountRefusal, accountRefusalError } from '../cloud/refusals.js'
 import { withoutToken } from '../auth.js'
 
@@ -63,7 +63,7 @@ export function isLocalRoute (path: string): boolean {
   return LOCAL_ROUTE.test(path)
 }
 
-interface UpstreamAnswer { statusCode: number, stream: NodeJS.ReadableStream }
+interface UpstreamAnswer { statusCode: number, headers?: IncomingHttpHeaders, stream: NodeJS.ReadableStream }
 interface RelayReply {
   send: (payload: unknown) => unknown
   removeHeader: (name: string) => unknown
@@ -114,9 +114,10 @@ async function relay403 (reply: RelayReply, upstream: UpstreamAnswer): Promise<v
 /**
  * Cloud 4xx answers pass as they are, but for a 404 on a path local ComfyUI does not have (local's text
  * 404) and a 403 refusing the whole account; a cloud 5xx becomes the local envelope (502/503/504), as on
- * the translated routes.
+ * the translated routes. A 429 pauses the reads of every route, like one on a translated route.
  */
-function relayOrWrap5xx (request: { url: string }, reply: RelayReply, upstream: UpstreamAnswer): void {
+const relayOrWrap5xx = (cloud: CloudClient) => (request: { url: string }, reply: RelayReply, upstream: UpstreamAnswer): void => {
+  if (upstream.statusCode === 429) cloud.budget.pause(retryAfterMs(upstream.headers?.['retry-after']))
   if (upstream.statusCode === 404 && !isLocalRoute(request.url.split('?')[0])) {
     upstream.stream.resume()
     dropBodyHeaders(reply)
@@ -143,11 +144,19 @@ const passthroughRoutes: FastifyPluginAsync = async (fastify) => {
     return { ...out, ...cloud.authHeaders() }
   }
   // A dead cloud gets fast 503s here too (the translated routes go through the cloud client's breaker).
-  fastify.addHook('onRequest', async (_request, reply) => {
+  fastify.addHook('onRequest', async (request, reply) => {
     if (cloud.breaker.state === 'open') {
       return await reply.code(503).header('retry-after', String(cloud.breaker.retryAfterSeconds()))
         .send({ error: new ProxyError(503, 'cloud_circuit_open', 'Comfy Cloud is failing; the proxy is not calling it for a moment').toLocal() })
     }
+    // Every pass-through request is a cloud call: it waits for the cloud budget like the translated ones.
+    try {
+      await cloud.budget.acquire(priorityOf(request.method), fastify.config.cloudTimeoutMs)
+    } catch (error) {
+      if (!(error instanceof ProxyError)) throw error
+      return await reply.code(error.statusCode).headers(error.headers).send({ error: error.toLocal() })
+    }
+    fastify.metrics.countCall(request)
   })
   for (const prefix of ['/api', '/']) {
     await fastify.register(httpProxy, {
@@ -169,7 +178,7 @@ const passthroughRoutes: FastifyPluginAsync = async (fastify) => {
         },
         rewriteRequestHeaders,
         onError: replyFromError,
-        onResponse: relayOrWrap5xx,
+        onResponse: relayOrWrap5xx(cloud),
         // Reads may be retried once after a dropped socket; a write never is.
         // reply-from asks after every answer, with err null on success.
         retryDelay: ({ req, err, attempt }: { req: { method?: string }, err?: Error | null, attempt: number }) =>

@@ -8,12 +8,8 @@ import { ProxyError } from '../errors.js'
 interface PromptResponse { prompt_id: string, number?: number, node_errors?: Json }
 
 const promptRoutes: FastifyPluginAsync = async (fastify) => {
-  fastify.get('/prompt', async () => {
-    const response = await fastify.cloud.call<{ exec_info: { queue_remaining: number } }>({
-      method: 'GET', path: '/api/prompt', schema: 'PromptInfo'
-    })
-    return { exec_info: { queue_remaining: response.body.exec_info.queue_remaining } }
-  })
+  // queue_remaining is the account's unfinished jobs, which the job tracker knows: no call of its own.
+  fastify.get('/prompt', async () => ({ exec_info: { queue_remaining: await fastify.jobs.queueRemaining() } }))
 
   fastify.post('/prompt', { config: { promptEnvelope: true } }, async (request, reply) => {
     if (request.body === INVALID_JSON) throw new ProxyError(400, 'invalid_json', 'The request body is not valid JSON')
@@ -29,7 +25,10 @@ const promptRoutes: FastifyPluginAsync = async (fastify) => {
         schema: 'PromptResponse',
         accept: [400, 401, 402, 403, 404, 409, 413, 422, 429, 500, 502, 503, 504]
       })
-      if (response.status < 300) fastify.submissions.record((response.body as PromptResponse).prompt_id, cloudRequest.extra_data as Json)
+      if (response.status < 300) {
+        fastify.submissions.record((response.body as PromptResponse).prompt_id, cloudRequest.extra_data as Json)
+        fastify.jobs.submitted((response.body as PromptResponse).prompt_id)
+      }
     } finally {
       fastify.submissions.end(ticket)
     }

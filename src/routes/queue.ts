@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import { cloudPathSegment } from '../cloud/client.js'
-import type { JobDetail, JobsList, Json, QueueInfo } from '../cloud/types.js'
+import type { JobDetail, JobsList, Json } from '../cloud/types.js'
 import { localQueue } from '../compat/queue.js'
 import { pythonTruthy } from '../compat/params.js'
 import { INVALID_JSON } from '../body.js'
@@ -41,12 +41,7 @@ function objectBody (body: unknown, { invalidJsonIsEmpty }: { invalidJsonIsEmpty
 }
 
 const queueRoutes: FastifyPluginAsync = async (fastify) => {
-  fastify.get('/queue', async () => {
-    const queue = await fastify.cache.shared('queue', async () => (await fastify.cloud.call<QueueInfo>({
-      method: 'GET', path: '/api/queue', schema: 'QueueInfo'
-    })).body)
-    return localQueue(queue, id => fastify.submissions.get(id)?.extraData)
-  })
+  fastify.get('/queue', async () => localQueue(await fastify.jobs.queue(), id => fastify.submissions.get(id)?.extraData))
 
   fastify.post('/queue', async (request, reply) => {
     const body = objectBody(request.body, { invalidJsonIsEmpty: false })
@@ -64,6 +59,7 @@ const queueRoutes: FastifyPluginAsync = async (fastify) => {
       })
     } finally {
       fastify.cache.changed()
+      fastify.jobs.changed()
     }
     return await emptyOk(reply)
   })
@@ -85,6 +81,7 @@ const queueRoutes: FastifyPluginAsync = async (fastify) => {
       }
     } finally {
       fastify.cache.changed()
+      fastify.jobs.changed()
     }
     return await emptyOk(reply)
   })

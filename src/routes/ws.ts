@@ -124,6 +124,8 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
       return promptId !== undefined && !submissions.has(promptId)
     }
     upstream.on('message', (data: RawData, isBinary: boolean) => {
+      // The tracker learns of a start or finish before any client sees the event (issue "polling costs nothing", rule 2).
+      if (!isBinary) fastify.jobs.observe(safeParse(data))
       if (held.length === 0 && !(submissions.busy && namesUnknownPrompt(data, isBinary))) return deliver(data, isBinary)
       // Held until the submits in flight now have answered (each within CLOUD_TIMEOUT_MS), and never more than HOLD_LIMIT.
       if (held.length === 0) submissions.whenSettled(release)

@@ -179,7 +179,8 @@ t.test('/history/{id} answers 200 {} for pending, running, unknown, deleted and 
 })
 
 t.test('a job appears in /history/{id} only once it is finished', async t => {
-  const stack = await startStack(t, {}, { stepMs: 20 })
+  // LIST_TTL_MS 0: every poll asks for the unfinished list, so {} can only mean "not finished when asked".
+  const stack = await startStack(t, { listTtlMs: 0 }, { stepMs: 20 })
   const submitted = await postJson(`${stack.url}/prompt`, { prompt: defaultGraph(1, 64, 64, 10) })
   const promptId = submitted.body.prompt_id
   const seen: string[] = []

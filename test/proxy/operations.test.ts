@@ -27,8 +27,8 @@ t.test('/metrics exposes requests, cloud calls, schema failures and the cache in
   const stack = await startStack(t, { cloudRetries: 0 })
   const { promptId } = await runJob(stack.url)
   await getJson(`${stack.url}/history/${promptId}`)
-  stack.simulator.app.simulator.faults.set('GET /api/prompt', { drift: { remove: ['exec_info'] }, times: 1 })
-  t.equal((await getJson(`${stack.url}/prompt`)).status, 502)
+  stack.simulator.app.simulator.faults.set('GET /api/jobs', { drift: { remove: ['pagination'] }, times: 1 })
+  t.equal((await getJson(`${stack.url}/history?max_items=1`)).status, 502)
   const response = await fetch(`${stack.url}/metrics`)
   t.equal(response.status, 200)
   t.match(response.headers.get('content-type'), /^text\/plain/)
@@ -36,7 +36,7 @@ t.test('/metrics exposes requests, cloud calls, schema failures and the cache in
   t.match(text, /comfy_proxy_http_request_duration_seconds_count\{method="GET",route="\/history\/:id",status="200"\} \d+/)
   t.match(text, /comfy_proxy_http_request_duration_seconds_bucket\{le="0\.005",method="POST",route="\/prompt",status="200"\}/)
   t.match(text, /comfy_proxy_cloud_request_duration_seconds_count\{method="GET",route="\/api\/jobs\/:id",outcome="200"\} \d+/)
-  t.match(text, /comfy_proxy_cloud_schema_failures_total\{schema="PromptInfo"\} 1/)
+  t.match(text, /comfy_proxy_cloud_schema_failures_total\{schema="JobsListResponse"\} 1/)
   t.match(text, /comfy_proxy_history_cache_hits_total [1-9]/)
   t.match(text, /comfy_proxy_history_cache_entries 1/)
 })
@@ -115,7 +115,8 @@ t.test('bodies over BODY_LIMIT get a 413 JSON error in the local envelope', asyn
 
 t.test('closing finishes in-flight requests and tells WebSocket clients 1001', async t => {
   const stack = await startStack(t)
-  stack.simulator.app.simulator.faults.set('GET /api/prompt', { latencyMs: 300 })
+  // GET /prompt asks the cloud for the account's unfinished jobs.
+  stack.simulator.app.simulator.faults.set('GET /api/jobs', { latencyMs: 300 })
   const socket = new WebSocket(`${stack.url.replace('http', 'ws')}/ws?clientId=z`)
   await new Promise(resolve => socket.once('message', resolve))
   const closed = new Promise<number>(resolve => socket.once('close', (code: number) => { resolve(code) }))

@@ -51,7 +51,7 @@ t.test('regression: frames sent before the cloud socket opened were buffered wit
 
 t.test('regression: close() hung for the keep-alive timeout after an in-flight request', async t => {
   const stack = await startStack(t)
-  stack.simulator.app.simulator.faults.set('GET /api/prompt', { latencyMs: 300 })
+  stack.simulator.app.simulator.faults.set('GET /api/jobs', { latencyMs: 300 })
   const agent = new Agent({ keepAliveTimeout: 60_000 })
   t.teardown(async () => { await agent.close() })
   const inFlight = request(`${stack.url}/prompt`, { dispatcher: agent })
@@ -120,7 +120,7 @@ t.test('regression: /ws without an upgrade, or a bad handshake, got an empty or 
 
 t.test('regression: a request refused before its cloud call kept a half-open circuit shut for good', async t => {
   const stack = await startStack(t, { cloudRetries: 0, breakerThreshold: 1, breakerCooldownMs: 150 })
-  stack.simulator.app.simulator.faults.set('GET /api/prompt', { status: 503, times: 1 })
+  stack.simulator.app.simulator.faults.set('GET /api/jobs', { status: 503, times: 1 })
   t.equal((await getJson(`${stack.url}/prompt`)).status, 503, 'the circuit opens')
   await new Promise(resolve => setTimeout(resolve, 200))
   const nested = `{"prompt":{"1":${'['.repeat(200_000)}${']'.repeat(200_000)}}}`

@@ -9,7 +9,7 @@ function noStackTrace (t: { notMatch: (a: string, b: RegExp, m: string) => unkno
 
 t.test('a cloud that does not answer in time gives 504 JSON', async t => {
   const stack = await startStack(t, { cloudTimeoutMs: 150, cloudRetries: 0 })
-  stack.simulator.app.simulator.faults.set('GET /api/prompt', { latencyMs: 1000 })
+  stack.simulator.app.simulator.faults.set('GET /api/jobs', { latencyMs: 1000 })
   const { status, body, text } = await getJson(`${stack.url}/prompt`)
   t.equal(status, 504)
   t.equal(body.error.type, 'cloud_timeout')
@@ -59,9 +59,9 @@ t.test('cloud 5xx, resets and malformed JSON give 502/503 JSON and the process k
 t.test('idempotent reads are retried on transient failures; the client sees the success', async t => {
   const stack = await startStack(t, { cloudRetries: 2 })
   const sim = stack.simulator.app.simulator
-  sim.faults.set('GET /api/prompt', { status: 503, times: 2 })
+  sim.faults.set('GET /api/jobs', { status: 503, times: 2 })
   const { status, body } = await getJson(`${stack.url}/prompt`)
   t.equal(status, 200)
   t.same(body, { exec_info: { queue_remaining: 0 } })
-  t.equal(sim.requests.filter(r => r.url === '/api/prompt').length, 3)
+  t.equal(sim.requests.filter(r => r.url.startsWith('/api/jobs?')).length, 3)
 })

@@ -1,0 +1,194 @@
+/**
+ * What the proxy knows about the account's jobs, between the routes and the cloud client: the
+ * tracker of unfinished jobs, the cache of finished history entries, and a short memory of ids
+ * the cloud does not have. Routes ask here; this asks the cloud only when what it knows is not
+ * enough, and then once for all the clients asking (issue "polling costs nothing", rule 2).
+ */
+import { LRUCache } from 'lru-cache'
+import type { Config } from '../config.js'
+import { cloudPathSegment, type CloudClient } from '../cloud/client.js'
+import type { JobDetail, JobsList, Json, QueueInfo } from '../cloud/types.js'
+import { historyEntryFromHistoryV2Detail, historyEntryFromJob, unwrapHistoryV2Detail } from '../compat/history.js'
+import type { ProxyCache } from '../cache.js'
+import { ProxyError } from '../errors.js'
+import { JobTracker, type UnfinishedList } from './tracker.js'
+
+/** Ids the cloud answered "not there" for, remembered for LIST_TTL_MS; bounded so that random ids cannot grow memory. */
+const MAX_ABSENT = 10_000
+/** Jobs the tracker remembers; unfinished ones are bounded by the cloud's queue cap of 100 (drift §1.4). */
+const MAX_TRACKED = 10_000
+/** One page holds every unfinished job an account can have (100 queued plus the running ones). */
+const UNFINISHED_PAGE = 1000
+/** Cloud answers for ids that are not the account's, or not ids at all: all read as "not in history" (contract §3). */
+const NOT_THERE = [400, 403, 404, 414]
+const EMPTY_QUEUE: QueueInfo = { queue_running: [], queue_pending: [] }
+
+/** The cloud asked the proxy to back off (or its budget is spent): answer from memory where possible. */
+function isBackOff (error: unknown): boolean {
+  return error instanceof ProxyError && (error.type === 'cloud_rate_limited' || error.type === 'cloud_budget_exhausted')
+}
+
+function unfinishedFromQueue (queue: QueueInfo): UnfinishedList {
+  const jobs = [
+    ...queue.queue_running.map(item => ({ id: item[1], status: 'in_progress' as const })),
+    ...queue.queue_pending.map(item => ({ id: item[1], status: 'pending' as const }))
+  ]
+  return { jobs, complete: true, total: jobs.length }
+}
+
+export class Jobs {
+  readonly tracker: JobTracker
+  private readonly absent: LRUCache<string, true> | undefined
+  private lastQueue: QueueInfo | undefined
+
+  constructor (private readonly cloud: CloudClient, private readonly cache: ProxyCache, private readonly config: Config) {
+    this.tracker = new JobTracker({ listTtlMs: config.listTtlMs, maxJobs: MAX_TRACKED, list: async () => await this.listUnfinished() })
+    if (config.listTtlMs > 0) this.absent = new LRUCache({ max: MAX_ABSENT, ttl: config.listTtlMs })
+  }
+
+  get absentSize (): number {
+    return this.absent?.size ?? 0
+  }
+
+  /** POST /prompt accepted a job: it is unfinished from now on, without asking. */
+  submitted (id: string): void {
+    this.absent?.delete(id)
+    this.tracker.submitted(id)
+  }
+
+  /** A cancel, interrupt or queue change went through the proxy: what the list said may be stale. */
+  changed (): void {
+    this.tracker.invalidate()
+  }
+
+  /** A frame the cloud sent on a relayed WebSocket. */
+  observe (frame: unknown): void {
+    this.tracker.observe(frame)
+  }
+
+  /**
+   * The local history entry of one job as JSON text, or undefined while it is unfinished, unknown
+   * or not the account's (local answers `{}` then). An unfinished job costs no call of its own: the
+   * shared list, at most once per LIST_TTL_MS, tells when it has finished.
+   */
+  async historyEntry (id: string): Promise<string | undefined> {
+    const cached = this.cache.getEntry(id)
+    if (cached !== undefined) return cached
+    if (this.absent?.has(id) === true) return undefined
+    if (this.tracker.isUnfinished(id)) {
+      if (!await this.refreshed() || this.tracker.isUnfinished(id)) return undefined
+      // A /history list may have fetched it meanwhile.
+      return await this.finishedEntry(id)
+    }
+    return await this.load(id)
+  }
+
+  /** The entry of a job a finished list named: from the cache, else its detail. */
+  async finishedEntry (id: string): Promise<string | undefined> {
+    return this.cache.getEntry(id) ?? await this.load(id)
+  }
+
+  /** GET /prompt's queue_remaining: the account's unfinished jobs, from the tracker. */
+  async queueRemaining (): Promise<number> {
+    if (!await this.refreshed() && !this.tracker.listedOnce) throw new ProxyError(503, 'cloud_rate_limited', 'Comfy Cloud is rate-limiting this account; retry later')
+    return this.tracker.unfinishedCount
+  }
+
+  /** The cloud queue, shared between pollers for LIST_TTL_MS; no call when the tracker knows it is empty. */
+  async queue (): Promise<QueueInfo> {
+    if (this.tracker.fresh && this.tracker.complete && this.tracker.unfinishedCount === 0) return EMPTY_QUEUE
+    try {
+      return await this.sharedQueue()
+    } catch (error) {
+      if (!isBackOff(error) || this.lastQueue === undefined) throw error
+      // The last queue seen, without the jobs that have finished since (the WebSocket may have said so).
+      const stillUnfinished = (item: QueueInfo['queue_running'][number]): boolean => this.tracker.state(item[1]) !== 'finished'
+      return { queue_running: this.lastQueue.queue_running.filter(stillUnfinished), queue_pending: this.lastQueue.queue_pending.filter(stillUnfinished) }
+    }
+  }
+
+  private async sharedQueue (): Promise<QueueInfo> {
+    return await this.cache.shared('queue', async () => {
+      const mark = this.tracker.mark
+      const at = performance.now()
+      const queue = (await this.cloud.call<QueueInfo>({ method: 'GET', path: '/api/queue', schema: 'QueueInfo', fallback: true })).body
+      // The queue lists every unfinished job: it refreshes the tracker as well as the jobs list would.
+      this.tracker.accept(unfinishedFromQueue(queue), mark, at)
+      this.lastQueue = queue
+      return queue
+    })
+  }
+
+  /** Refreshes the tracker's list if it is stale; false when the cloud asked the proxy to back off (answer from memory). */
+  private async refreshed (): Promise<boolean> {
+    try {
+      await this.tracker.refresh()
+      return true
+    } catch (error) {
+      if (isBackOff(error)) return false
+      throw error
+    }
+  }
+
+  private async listUnfinished (): Promise<UnfinishedList> {
+    // HISTORY_SOURCE=history_v2 stays off /api/jobs altogether: the queue lists the same jobs.
+    if (this.config.historySource === 'history_v2') return unfinishedFromQueue(await this.sharedQueue())
+    const { body } = await this.cloud.call<JobsList>({
+      method: 'GET',
+      path: '/api/jobs',
+      query: { status: 'pending,in_progress', sort_by: 'create_time', sort_order: 'desc', offset: 0, limit: UNFINISHED_PAGE },
+      schema: 'JobsListResponse',
+      fallback: true
+    })
+    const jobs = body.jobs.flatMap(job => job.status === 'pending' || job.status === 'in_progress' ? [{ id: job.id, status: job.status }] : [])
+    return { jobs, complete: !body.pagination.has_more, total: body.pagination.total }
+  }
+
+  /** One detail call per id, shared by everyone asking at that moment. */
+  private async load (id: string): Promise<string | undefined> {
+    const source = this.config.historySource
+    return await this.cache.shared(`entry:${source}:${id}`, async () => source === 'history_v2' ? await this.loadHistoryV2(id) : await this.loadJob(id), 0)
+  }
+
+  private notThere (id: string, status: number): undefined {
+    // 404: deleted elsewhere; 403/400/414: another account's or a malformed id.
+    if (status === 404) this.cache.forgetEntry(id)
+    this.tracker.forget(id)
+    this.absent?.set(id, true)
+    return undefined
+  }
+
+  private async loadJob (id: string): Promise<string | undefined> {
+    const generation = this.cache.generation
+    const response = await this.cloud.call<JobDetail | Json>({
+      method: 'GET', path: `/api/jobs/${cloudPathSegment(id)}`, route: '/api/jobs/:id', schema: 'JobDetailResponse', accept: NOT_THERE
+    })
+    if (response.status !== 200) return this.notThere(id, response.status)
+    const job = response.body as JobDetail
+    this.tracker.learnFromDetail(id, job.status)
+    const entry = historyEntryFromJob(job)
+    if (entry === null) return undefined
+    const json = JSON.stringify(entry)
+    this.cache.setEntry(id, json, generation)
+    return json
+  }
+
+  private async loadHistoryV2 (id: string): Promise<string | undefined> {
+    const generation = this.cache.generation
+    const response = await this.cloud.call<Json>({
+      method: 'GET', path: `/api/history_v2/${cloudPathSegment(id)}`, route: '/api/history_v2/:id', schema: 'HistoryDetailResponse', accept: NOT_THERE
+    })
+    if (response.status !== 200) return this.notThere(id, response.status)
+    const detail = unwrapHistoryV2Detail(id, response.body)
+    const entry = detail === undefined ? null : historyEntryFromHistoryV2Detail(id, detail)
+    // A history record without a final status belongs to a job still running (notes §2.4).
+    if (entry === null) {
+      this.tracker.learnFromDetail(id, 'in_progress')
+      return undefined
+    }
+    this.tracker.learnFromDetail(id, 'completed')
+    const json = JSON.stringify(entry)
+    this.cache.setEntry(id, json, generation)
+    return json
+  }
+}
