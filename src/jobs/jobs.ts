@@ -50,6 +50,18 @@ export class Jobs {
     return this.absent?.size ?? 0
   }
 
+  /**
+   * The most entries one GET /history shows from the jobs source (issue 14 rule 5). Each entry needs
+   * its detail once; a window larger than the cache would evict its own entries and fetch all of them
+   * again on every request (3,003 calls per request at 3,000 jobs). Kept within the cache, the first
+   * request costs at most the list pages and CACHE_MAX_ENTRIES details, and every later one the list
+   * pages only. With the cache off, HISTORY_MAX_ENTRIES alone bounds it.
+   */
+  get historyCap (): number {
+    const { historyMaxEntries, cacheMaxEntries } = this.config
+    return cacheMaxEntries > 0 ? Math.min(historyMaxEntries, cacheMaxEntries) : historyMaxEntries
+  }
+
   /** POST /prompt accepted a job: it is unfinished from now on, without asking. */
   submitted (id: string): void {
     this.absent?.delete(id)

@@ -60,7 +60,7 @@ async function finishedJobTotal (fastify: FastifyInstance): Promise<number> {
 }
 
 async function historyFromJobs (fastify: FastifyInstance, maxItems: number | undefined, offset: number | undefined): Promise<EntryJson[]> {
-  const cap = fastify.config.historyMaxEntries
+  const cap = fastify.jobs.historyCap
   let newestFirst: string[]
   if (maxItems !== undefined && (offset === undefined || offset < 0)) {
     // The newest max_items (contract §1.3): no total needed.
