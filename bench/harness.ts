@@ -15,7 +15,8 @@ import { request } from 'undici'
 import type { JobDetail } from '../src/simulator/app.js'
 import { cpuSnapshot, otherCores } from './cpu.js'
 import { ChildServer } from './ipc.js'
-import { getEach, mergeRuns, runLoad, runPollers, type LoadResult, type LoadRun, type LoadSpec, type PollResult } from './load.js'
+import { apiGraph } from './data.js'
+import { getEach, mergeRuns, runLoad, runPollers, runWorkload, summarize, type LatencySummary, type LoadResult, type LoadRun, type LoadSpec, type PollResult } from './load.js'
 import { evaluateTargets, renderMarkdown, type Target } from './report.js'
 
 export interface BenchOptions {
@@ -50,6 +51,12 @@ export interface BenchOptions {
   /** jobs submitted when polling starts; they run one at a time and finish during the run */
   pollJobs: number
   pollJobSteps: number
+  /** the issue-9 workload, once per entry: that many GET /history/{id} pollers (plus 10 of /prompt and 5 of /history) */
+  workloadIdPollers: number[]
+  /** jobs submitted through the proxy before each workload run; they run one at a time */
+  workloadJobs: number
+  workloadJobSteps: number
+  workloadDurationS: number
   /** idle seconds before the settled memory readings (V8 gives back heap it grew during the fill only once idle) */
   settleS: number
   /** simulator milliseconds per sampler step (its default is 50) */
@@ -80,6 +87,10 @@ export const DEFAULT_OPTIONS: BenchOptions = {
   pollSeedJobs: 10,
   pollJobs: 5,
   pollJobSteps: 40,
+  workloadIdPollers: [20, 200],
+  workloadJobs: 20,
+  workloadJobSteps: 10,
+  workloadDurationS: 10,
   settleS: 5,
   stepMs: 50,
   budgetS: 300,
@@ -120,6 +131,29 @@ export interface PollingResult extends PollResult {
   otherCpuCores: number
 }
 
+export interface WorkloadResult {
+  idPollers: number
+  promptPollers: number
+  historyPollers: number
+  intervalMs: number
+  durationS: number
+  /** answered local requests by route */
+  requests: Record<string, number>
+  localRequests: number
+  latencyMs: LatencySummary
+  errors: number
+  cloudCalls: number
+  cloudCallsPerSecond: number
+  cloudCallsByRoute: Record<string, number>
+  localRequestsPerCloudCall: number
+  jobsFinished: number
+  /** from a job's end to the sending of the first poll that got its entry */
+  freshnessLagMs: LatencySummary
+  listTtlMs: number
+  cloudMaxRps: number
+  otherCpuCores: number
+}
+
 export interface MemorySample { rss: number, heapUsed: number, heapTotal: number, external: number, arrayBuffers: number, maxRss: number, gcExposed: number }
 
 export interface BenchResults {
@@ -131,6 +165,7 @@ export interface BenchResults {
   totalSeconds: number
   cases: CaseResult[]
   polling: PollingResult
+  workload: WorkloadResult[]
   memory: {
     /** the default proxy that served every case, then had its cache filled (the end of the run) */
     main: { afterStart: MemorySample, afterCases: MemorySample, endOfRun: MemorySample, endOfRunSettled: MemorySample, cache: CacheStats }
@@ -184,6 +219,21 @@ async function getText (url: string): Promise<{ status: number, text: string }> 
   return { status: response.statusCode, text: await response.body.text() }
 }
 
+async function postJson (url: string, body: unknown): Promise<{ status: number, text: string }> {
+  const response = await request(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(30_000) })
+  return { status: response.statusCode, text: await response.body.text() }
+}
+
+/** Waits until the proxy reports no unfinished job (bounded: a run left with queued jobs starts anyway). */
+async function waitForIdle (origin: string): Promise<void> {
+  const deadline = Date.now() + 60_000
+  while (Date.now() < deadline) {
+    const { text } = await getText(`${origin}/prompt`)
+    if ((JSON.parse(text) as { exec_info?: { queue_remaining?: number } }).exec_info?.queue_remaining === 0) return
+    await sleep(200)
+  }
+}
+
 function metricValue (text: string, name: string): number {
   const line = text.split('\n').find(l => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
   return line === undefined ? Number.NaN : Number(line.split(' ').pop())
@@ -223,15 +273,16 @@ export async function runBenchmarks (overrides: Partial<BenchOptions> = {}): Pro
   try {
     const key = `comfyui-bench-${randomBytes(12).toString('hex')}`
     const pollKey = `comfyui-bench-${randomBytes(12).toString('hex')}`
-    const { url: simUrl } = await sim.call<{ url: string }>('start', { keys: [key, pollKey], stepMs: options.stepMs, concurrency: 1 })
+    const workKey = `comfyui-bench-${randomBytes(12).toString('hex')}`
+    const { url: simUrl } = await sim.call<{ url: string }>('start', { keys: [key, pollKey, workKey], stepMs: options.stepMs, concurrency: 1 })
     const [proxyStart, auxStart, freshStart] = await Promise.all([
       proxy.call<{ url: string, config: BenchResults['proxyConfig'] }>('start', { cloudUrl: simUrl, key }),
-      aux.call<{ uncachedUrl: string, pollUrl: string, hopUrl: string }>('start', { cloudUrl: simUrl, key, pollKey }),
+      aux.call<{ uncachedUrl: string, pollUrl: string, workUrl: string, hopUrl: string, workConfig: { listTtlMs: number, cloudMaxRps: number } }>('start', { cloudUrl: simUrl, key, pollKey, workKey }),
       freshProxy.call<{ url: string }>('start', { cloudUrl: simUrl, key })
     ])
     const freshUrl = freshStart.url
     const proxyUrl = proxyStart.url
-    const { uncachedUrl, pollUrl, hopUrl } = auxStart
+    const { uncachedUrl, pollUrl, workUrl, hopUrl } = auxStart
     log(`servers: simulator ${simUrl}, proxy ${proxyUrl} (pid ${proxy.pid ?? '?'}), uncached proxy ${uncachedUrl}, hop ${hopUrl}, polling proxy ${pollUrl}`)
     const afterStart = await proxy.call<MemorySample>('memory')
 
@@ -355,6 +406,49 @@ export async function runBenchmarks (overrides: Partial<BenchOptions> = {}): Pro
     }
     log(`polling: ${polled.clients} clients, ${polled.rps.toFixed(0)} req/s, ${polling.cloudCallsPerSecond.toFixed(2)} cloud calls/s ${JSON.stringify(pollCalls.byRoute)}, ${jobs.finished} jobs finished`)
 
+    // The issue-9 workload: clients each waiting for their own job (submitted through the proxy) with GET /history/{id},
+    // 10 polling GET /prompt and 5 GET /history, all every pollIntervalMs; the cloud cost should follow the jobs.
+    const workload: WorkloadResult[] = []
+    for (const idPollers of options.workloadIdPollers) {
+      const ids: string[] = []
+      for (let i = 0; i < options.workloadJobs; i++) {
+        const submitted = await postJson(`${workUrl}/prompt`, { prompt: apiGraph(i, 0, 64, 64, options.workloadJobSteps), client_id: 'bench-workload' })
+        if (submitted.status !== 200) throw new Error(`workload submit refused: ${submitted.status} ${submitted.text.slice(0, 200)}`)
+        ids.push((JSON.parse(submitted.text) as { prompt_id: string }).prompt_id)
+      }
+      const before = await sim.call<Counts>('counts')
+      const cpu = cpuSnapshot(pids())
+      const run = await runWorkload({ origin: workUrl, ids, idPollers, promptPollers: 10, historyPollers: 5, intervalMs: options.pollIntervalMs, durationMs: options.workloadDurationS * 1000 })
+      const otherCpu = otherCores(cpu, cpuSnapshot(pids()))
+      const calls = countsBetween(before, await sim.call<Counts>('counts'))
+      const ends = await sim.call<Record<string, number>>('jobEnds', { key: workKey, ids })
+      const lags = Object.entries(run.firstSeen).flatMap(([id, seen]) => ends[id] === undefined ? [] : [seen - ends[id]])
+      const localRequests = Object.values(run.requests).reduce((sum, n) => sum + n, 0)
+      workload.push({
+        idPollers,
+        promptPollers: 10,
+        historyPollers: 5,
+        intervalMs: options.pollIntervalMs,
+        durationS: run.durationS,
+        requests: run.requests,
+        localRequests,
+        latencyMs: run.latencyMs,
+        errors: run.errors,
+        cloudCalls: calls.total,
+        cloudCallsPerSecond: calls.total / run.durationS,
+        cloudCallsByRoute: calls.byRoute,
+        localRequestsPerCloudCall: localRequests / Math.max(1, calls.total),
+        jobsFinished: Object.keys(ends).length,
+        freshnessLagMs: summarize(lags),
+        listTtlMs: auxStart.workConfig.listTtlMs,
+        cloudMaxRps: auxStart.workConfig.cloudMaxRps,
+        otherCpuCores: otherCpu
+      })
+      log(`workload: ${idPollers} /history/{id} pollers, ${localRequests} local requests, ${calls.total} cloud calls (${(calls.total / run.durationS).toFixed(2)}/s) ${JSON.stringify(calls.byRoute)}, ${Object.keys(ends).length} jobs finished, lag p99 ${Math.round(summarize(lags).p99)} ms`)
+      // The next run starts on an empty queue.
+      await waitForIdle(workUrl)
+    }
+
     // Fill a history cache to its default size with ~workflowBytes jobs, then weigh the process after a GC: first in a
     // fresh proxy process that did nothing else, then in the default proxy that served every case (the end of the run).
     const fillCount = options.fillJobs ?? proxyStart.config.cacheMaxEntries
@@ -395,6 +489,7 @@ export async function runBenchmarks (overrides: Partial<BenchOptions> = {}): Pro
       totalSeconds: 0,
       cases,
       polling,
+      workload,
       memory: {
         main: { afterStart, afterCases, endOfRun, endOfRunSettled, cache: mainCache },
         fresh: { afterStart: freshAfterStart, cacheFull: freshFull, cacheFullSettled: freshSettled, cache: freshCache },

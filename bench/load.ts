@@ -228,3 +228,76 @@ export async function getEach (origin: string, paths: string[], concurrency: num
   }
   return { ok, failed }
 }
+
+export interface WorkloadSpec {
+  origin: string
+  /** the jobs being waited for; pollers of GET /history/{id} are spread over them */
+  ids: string[]
+  idPollers: number
+  promptPollers: number
+  historyPollers: number
+  intervalMs: number
+  durationMs: number
+}
+
+export interface WorkloadRun {
+  durationS: number
+  /** answered requests by local route */
+  requests: Record<string, number>
+  latencyMs: LatencySummary
+  errors: number
+  /** per job id: when the first poll that got its entry was sent (epoch ms) */
+  firstSeen: Record<string, number>
+}
+
+/**
+ * The polling workload of issue 9: clients each waiting for their own job with GET /history/{id}, and
+ * others looping on GET /prompt and GET /history, all every `intervalMs`.
+ */
+export async function runWorkload (spec: WorkloadSpec): Promise<WorkloadRun> {
+  const pollers = spec.idPollers + spec.promptPollers + spec.historyPollers
+  const agent = new Agent({ connections: pollers, keepAliveTimeout: 10_000 })
+  const latencies: number[] = []
+  const requests: Record<string, number> = {}
+  const firstSeen: Record<string, number> = {}
+  let errors = 0
+  const started = performance.now()
+  const deadline = started + spec.durationMs
+  const poll = async (i: number, route: string, path: string, seen?: (body: Record<string, unknown>, sentAt: number) => void): Promise<void> => {
+    await sleep(Math.floor(spec.intervalMs * i / pollers))
+    while (performance.now() < deadline) {
+      const t0 = performance.now()
+      const sentAt = Date.now()
+      try {
+        const response = await request(`${spec.origin}${path}`, { dispatcher: agent, signal: AbortSignal.timeout(10_000) })
+        const text = await response.body.text()
+        if (response.statusCode === 200) {
+          latencies.push(performance.now() - t0)
+          requests[route] = (requests[route] ?? 0) + 1
+          seen?.(JSON.parse(text) as Record<string, unknown>, sentAt)
+        } else {
+          errors++
+        }
+      } catch {
+        errors++
+      }
+      const wait = spec.intervalMs - (performance.now() - t0)
+      if (wait > 0) await sleep(wait)
+    }
+  }
+  try {
+    await Promise.all([
+      ...Array.from({ length: spec.idPollers }, async (_, i) => {
+        const id = spec.ids[i % spec.ids.length]
+        await poll(i, 'GET /history/{id}', `/history/${id}`, (body, sentAt) => {
+          if (body[id] !== undefined && (firstSeen[id] === undefined || sentAt < firstSeen[id])) firstSeen[id] = sentAt
+        })
+      }),
+      ...Array.from({ length: spec.promptPollers }, async (_, i) => { await poll(spec.idPollers + i, 'GET /prompt', '/prompt') }),
+      ...Array.from({ length: spec.historyPollers }, async (_, i) => { await poll(spec.idPollers + spec.promptPollers + i, 'GET /history', '/history') })
+    ])
+  } finally {
+    await agent.close()
+  }
+  return { durationS: (performance.now() - started) / 1000, requests, latencyMs: summarize(latencies), errors, firstSeen }
+}

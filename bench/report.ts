@@ -57,6 +57,15 @@ export function evaluateTargets (results: BenchResults): Target[] {
     measured: `${polling.cloudCallsPerSecond.toFixed(2)} calls/s (${polling.cloudCalls} in ${polling.durationS.toFixed(1)} s; ${polling.jobsFinishedDuringRun} jobs finished meanwhile)`,
     pass: polling.cloudCallsPerSecond <= 2
   })
+  for (const run of results.workload ?? []) {
+    const bound = 3 * run.durationS + run.jobsFinished
+    targets.push({
+      id: `e${run.idPollers}`,
+      target: `Issue 9 workload, ${run.idPollers} pollers of their own jobs' \`/history/{id}\` + ${run.promptPollers} of \`/prompt\` + ${run.historyPollers} of \`/history\`, every ${run.intervalMs} ms ⇒ ≤ 3 cloud calls/s + 1 per finished job`,
+      measured: `${run.cloudCalls} calls in ${run.durationS.toFixed(1)} s (${run.cloudCallsPerSecond.toFixed(2)}/s) for ${run.jobsFinished} finished jobs; bound ${Math.floor(bound)}`,
+      pass: run.cloudCalls <= bound
+    })
+  }
   const limit = `${RSS_LIMIT / 1e6} MB`
   const { fresh, main } = results.memory
   const size = results.proxyConfig.cacheMaxEntries
@@ -122,6 +131,32 @@ function peakGrowth (results: BenchResults): string {
   return steps.length === 0
     ? 'The default proxy\'s peak RSS grew by less than 5 MB in every route case.'
     : `The default proxy's peak RSS grew during the scenarios of: ${steps.join('; ')}.`
+}
+
+/** The issue-9 workload: what a poll costs when clients wait for their own jobs. */
+function workloadSection (results: BenchResults): string[] {
+  const runs = results.workload ?? []
+  if (runs.length === 0) return []
+  const { options } = results
+  const first = runs[0]
+  const byRoute = (counts: Record<string, number>): string => Object.entries(counts).map(([route, n]) => `\`${route}\` ${n}`).join(', ') || '–'
+  return [
+    '### Clients waiting for their own jobs (issue 9)',
+    '',
+    `Pollers of \`GET /history/{id}\` each waiting for one of ${options.workloadJobs} jobs submitted through the proxy (${options.workloadJobSteps} steps × ${options.stepMs} ms, one`,
+    `at a time, so they finish during the run), ${first.promptPollers} clients polling \`GET /prompt\` and ${first.historyPollers} polling \`GET /history\`, all every ${first.intervalMs} ms`,
+    `for ${options.workloadDurationS} s, against a proxy with the default configuration (\`LIST_TTL_MS\` ${first.listTtlMs}, \`CLOUD_MAX_RPS\` ${first.cloudMaxRps}), without a WebSocket.`,
+    'Freshness lag: from a job\'s end in the cloud to the sending of the first poll that got its entry (no client listens on `/ws`, so',
+    'the bound is `LIST_TTL_MS` plus one cloud call).',
+    '',
+    '| `/history/{id}` pollers | Local req/s | p50 ms | p99 ms | Errors | Cloud calls | Cloud calls/s | By route | Local requests per cloud call | Jobs finished | Freshness lag p50 / p99 ms | Other CPU |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...runs.map(run => `| ${run.idPollers} | ${int(run.localRequests / run.durationS)} | ${ms(run.latencyMs.p50)} | ${ms(run.latencyMs.p99)} | ${run.errors} | ${run.cloudCalls} | ${run.cloudCallsPerSecond.toFixed(2)} | ${byRoute(run.cloudCallsByRoute)} | ${int(run.localRequestsPerCloudCall)} | ${run.jobsFinished} | ${ms(run.freshnessLagMs.p50)} / ${ms(run.freshnessLagMs.p99)} | ${cores(run.otherCpuCores)} |`),
+    '',
+    'Before the job tracker, 20 such pollers, 10 of `/prompt` and 5 of `/history` made about 227 cloud calls per second (one',
+    '`GET /api/jobs/{id}` per poll of an unfinished job and one `GET /api/prompt` per `GET /prompt`).',
+    ''
+  ]
 }
 
 function memoryRow (process: string, when: string, cache: string, sample: MemorySample): string {
@@ -197,6 +232,7 @@ export function renderMarkdown (results: BenchResults): string {
     '',
     `The floor is one list call per \`LIST_TTL_MS\` (${polling.listTtlMs} ms) plus one \`GET /api/jobs/{id}\` per job that finishes.`,
     '',
+    ...workloadSection(results),
     '## Memory of the proxy process',
     '',
     'Each proxy runs alone in its process; figures are after a full GC (`--expose-gc`). The cache is filled by requesting',

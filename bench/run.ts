@@ -27,6 +27,10 @@ export const QUICK_OPTIONS: Partial<BenchOptions> = {
   pollSeedJobs: 3,
   pollJobs: 2,
   pollJobSteps: 4,
+  workloadIdPollers: [4],
+  workloadJobs: 3,
+  workloadJobSteps: 4,
+  workloadDurationS: 1,
   settleS: 0.2,
   stepMs: 20,
   budgetS: 60

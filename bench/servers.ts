@@ -167,6 +167,15 @@ async function simRole (): Promise<Handlers> {
       }
       return { ids }
     },
+    /** When each of these jobs finished (epoch ms), for the ones that did. */
+    jobEnds: async ({ key, ids }: { key: string, ids: string[] }) => {
+      const wanted = new Set(ids)
+      const ends: Record<string, number> = {}
+      for (const job of need().app.simulator.jobs(key)) {
+        if (wanted.has(job.id) && job.status === 'completed' && job.execution_end_time !== undefined) ends[job.id] = job.execution_end_time
+      }
+      return ends
+    },
     /** Finished jobs of an account whose execution ended within [from, to]. */
     finishedBetween: async ({ key, from, to }: { key: string, from: number, to: number }) => {
       const jobs = need().app.simulator.jobs(key)
@@ -196,11 +205,13 @@ async function auxRole (): Promise<Handlers> {
   const sinks: Record<string, LogSink> = {}
   return {
     ...common,
-    start: async ({ cloudUrl, key, pollKey }: { cloudUrl: string, key: string, pollKey: string }) => {
+    start: async ({ cloudUrl, key, pollKey, workKey }: { cloudUrl: string, key: string, pollKey: string, workKey: string }) => {
       const uncached = await startProxy({ cloudUrl, apiKey: key, cacheMaxEntries: 0 })
       const poll = await startProxy({ cloudUrl, apiKey: pollKey, cloudMaxRps: loadConfig({}).cloudMaxRps })
+      const work = await startProxy({ cloudUrl, apiKey: workKey, cloudMaxRps: loadConfig({}).cloudMaxRps })
       sinks.uncached = uncached.sink
       sinks.poll = poll.sink
+      sinks.workload = work.sink
       // The plain hop: the least a proxy in front of the cloud can do (route, inject the key, stream back).
       const hop = Fastify({ logger: false })
       await hop.register(httpProxy, {
@@ -209,7 +220,7 @@ async function auxRole (): Promise<Handlers> {
       })
       await hop.listen({ port: 0, host: '127.0.0.1' })
       closers.push(async () => { await hop.close() })
-      return { uncachedUrl: uncached.url, pollUrl: poll.url, hopUrl: urlOf(hop) }
+      return { uncachedUrl: uncached.url, pollUrl: poll.url, workUrl: work.url, hopUrl: urlOf(hop), workConfig: { listTtlMs: work.config.listTtlMs, cloudMaxRps: work.config.cloudMaxRps } }
     },
     logs: async () => Object.fromEntries(Object.entries(sinks).map(([name, sink]) => [name, sink.summary()]))
   }
