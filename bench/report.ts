@@ -57,15 +57,6 @@ export function evaluateTargets (results: BenchResults): Target[] {
     measured: `${polling.cloudCallsPerSecond.toFixed(2)} calls/s (${polling.cloudCalls} in ${polling.durationS.toFixed(1)} s; ${polling.jobsFinishedDuringRun} jobs finished meanwhile)`,
     pass: polling.cloudCallsPerSecond <= 2
   })
-  for (const run of results.workload ?? []) {
-    const bound = 3 * run.durationS + run.jobsFinished
-    targets.push({
-      id: `e${run.idPollers}`,
-      target: `Issue 9 workload, ${run.idPollers} pollers of their own jobs' \`/history/{id}\` + ${run.promptPollers} of \`/prompt\` + ${run.historyPollers} of \`/history\`, every ${run.intervalMs} ms ⇒ ≤ 3 cloud calls/s + 1 per finished job`,
-      measured: `${run.cloudCalls} calls in ${run.durationS.toFixed(1)} s (${run.cloudCallsPerSecond.toFixed(2)}/s) for ${run.jobsFinished} finished jobs; bound ${Math.floor(bound)}`,
-      pass: run.cloudCalls <= bound
-    })
-  }
   const limit = `${RSS_LIMIT / 1e6} MB`
   const { fresh, main } = results.memory
   const size = results.proxyConfig.cacheMaxEntries
@@ -82,6 +73,15 @@ export function evaluateTargets (results: BenchResults): Target[] {
     measured: `${mb(main.endOfRunSettled.rss)} with ${int(main.cache.entries)} entries; right after the fill ${mb(main.endOfRun.rss)}, peak during the run ${mb(main.endOfRunSettled.maxRss)}${isFull(main.cache.entries) ? '' : ' — cache not full'}`,
     pass: isFull(main.cache.entries) && main.endOfRunSettled.rss < RSS_LIMIT
   })
+  for (const run of results.workload ?? []) {
+    const bound = 3 * run.durationS + run.jobsFinished
+    targets.push({
+      id: `e${run.idPollers}`,
+      target: `Issue 9 workload, ${run.idPollers} pollers of their own jobs' \`/history/{id}\` + ${run.promptPollers} of \`/prompt\` + ${run.historyPollers} of \`/history\`, every ${run.intervalMs} ms ⇒ ≤ 3 cloud calls/s + 1 per finished job`,
+      measured: `${run.cloudCalls} calls in ${run.durationS.toFixed(1)} s (${run.cloudCallsPerSecond.toFixed(2)}/s) for ${run.jobsFinished} finished jobs; bound ${Math.floor(bound)}`,
+      pass: run.cloudCalls <= bound
+    })
+  }
   return targets
 }
 

@@ -55,7 +55,8 @@ t.test('the WebSocket closes with the refusal code in its reason', async t => {
 })
 
 t.test('current cloud: a plain 403 for another account\'s job still reads as absent; FORBIDDEN on the account does not', async t => {
-  const stack = await startStack(t, {}, { profile: 'current' })
+  // LIST_TTL_MS 0: an id the cloud answered "not there" for is not remembered, so the second read asks the cloud again.
+  const stack = await startStack(t, { listTtlMs: 0 }, { profile: 'current' })
   const sim = stack.simulator.app.simulator
   const foreign = sim.seedJob(stack.otherKey, { status: 'pending' })
   const direct = await getJson(`${stack.simulator.url}/api/jobs/${foreign.id}`, { headers: { 'x-api-key': stack.key } })
