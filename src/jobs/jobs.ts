@@ -102,7 +102,12 @@ export class Jobs {
 
   /** GET /prompt's queue_remaining: the account's unfinished jobs, from the tracker. */
   async queueRemaining (): Promise<number> {
-    if (!await this.refreshed() && !this.tracker.listedOnce) throw new ProxyError(503, 'cloud_rate_limited', 'Comfy Cloud is rate-limiting this account; retry later')
+    try {
+      await this.tracker.refresh()
+    } catch (error) {
+      // While the cloud asks the proxy to back off, the last count it knows (kept current by submits and events).
+      if (!isBackOff(error) || !this.tracker.listedOnce) throw error
+    }
     return this.tracker.unfinishedCount
   }
 

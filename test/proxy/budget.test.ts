@@ -129,3 +129,16 @@ t.test('CLOUD_MAX_RPS holds a flood under the cloud\'s rate limit: no 429, submi
   const readsAfter = order.slice(submitAt).filter(line => line === 'GET /api/system_stats').length
   t.ok(readsAfter >= 3, `reads that had waited longer went after the submit (${readsAfter})`)
 })
+
+t.test('GET /prompt while paused, before the proxy ever listed the account: 503 with Retry-After, no call', async t => {
+  const stack = await startStack(t, { cloudTimeoutMs: 500 })
+  const sim = stack.simulator.app.simulator
+  sim.faults.set('GET /api/jobs/:job_id', { status: 429, retryAfter: 3, times: 1 })
+  t.equal((await getJson(`${stack.url}/history/00000000-0000-4000-8000-000000000030`)).status, 503)
+  const before = sim.requests.length
+  const answer = await getJson(`${stack.url}/prompt`)
+  t.equal(answer.status, 503)
+  t.equal(answer.body.error.type, 'cloud_rate_limited')
+  t.ok(Number(answer.headers.get('retry-after')) >= 2, 'Retry-After: the pause left')
+  t.equal(sim.requests.length, before, 'no call while paused')
+})
