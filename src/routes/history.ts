@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { HistoryV2Entry, JobsList, Json } from '../cloud/types.js'
 import { historyEntryFromHistoryV2, type LocalHistoryEntry } from '../compat/history.js'
 import { firstValue, historyWindow, parsePythonInt, pythonTruthy } from '../compat/params.js'
-import { badRequest, errorBody } from '../errors.js'
+import { badRequest, sendLocalNotFound } from '../errors.js'
 import { INVALID_JSON } from '../body.js'
 import { mapLimit } from '../concurrency.js'
 
@@ -123,7 +123,8 @@ const historyRoutes: FastifyPluginAsync = async (fastify) => {
 
   fastify.get<{ Params: { id: string } }>('/history/:id', async (request, reply) => {
     const { id } = request.params
-    if (id === '') return await reply.code(404).send(errorBody('not_found', 'Not Found'))
+    // `/history/` is no route of local's (observed finding 14): its text 404, as for every unknown route.
+    if (id === '') return await sendLocalNotFound(reply)
     // Pending, running, unknown, deleted and foreign ids all answer {} (contract §3): clients poll until the id appears.
     const entry = await fastify.jobs.historyEntry(id)
     return await reply.type('application/json; charset=utf-8').send(historyJson(entry === undefined ? [] : [[id, entry]]))

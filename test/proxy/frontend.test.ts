@@ -77,7 +77,7 @@ t.test('other methods on the local-only routes are local\'s 405, not a cloud cal
 
 t.test('unknown routes answer local\'s text 404, whether or not they reached the cloud', async t => {
   const stack = await startStack(t)
-  for (const [method, path] of [['GET', '/nope'], ['GET', '/api/nope'], ['POST', '/api/nope/deeper'], ['GET', '/history/a/b'], ['GET', '/templates/index.json'], ['DELETE', '/api/something']]) {
+  for (const [method, path] of [['GET', '/nope'], ['GET', '/api/nope'], ['POST', '/api/nope/deeper'], ['GET', '/history/a/b'], ['GET', '/history/'], ['GET', '/api/history/'], ['GET', '/templates/index.json'], ['DELETE', '/api/something']]) {
     const response = await fetch(`${stack.url}${path}`, { method })
     t.equal(response.status, 404, `${method} ${path}`)
     t.equal(response.headers.get('content-type'), 'text/plain; charset=utf-8', `${method} ${path}`)
