@@ -17,6 +17,7 @@ import { Jobs } from './jobs/jobs.js'
 import { ProxyCache } from './cache.js'
 import { Submissions } from './submissions.js'
 import { MemorySettingsStore, type SettingsStore } from './store/settings.js'
+import { PromptIds, type PromptIdMap } from './jobs/prompt-ids.js'
 import { Metrics } from './metrics.js'
 import { errorBody, ProxyError, sendLocalNotFound } from './errors.js'
 import { loggerOptions } from './logger.js'
@@ -55,6 +56,7 @@ declare module 'fastify' {
     jobs: Jobs
     submissions: Submissions
     settings: SettingsStore
+    promptIds: PromptIdMap
     metrics: Metrics
   }
   interface FastifyContextConfig {
@@ -128,7 +130,8 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     ttlMs: config.cacheTtlMs,
     listTtlMs: config.listTtlMs
   }))
-  app.decorate('jobs', new Jobs(app.cloud, app.cache, config))
+  app.decorate('promptIds', new PromptIds())
+  app.decorate('jobs', new Jobs(app.cloud, app.cache, config, app.promptIds))
   app.decorate('submissions', new Submissions())
   app.decorate('settings', new MemorySettingsStore())
   metrics.watchCache(app.cache)

@@ -150,3 +150,18 @@ export function unwrapHistoryV2Detail (promptId: string, body: Json): HistoryV2D
   if ('outputs' in body || 'status' in body) return body as HistoryV2Detail
   return undefined
 }
+
+/** How clients know a prompt: the id they gave it and its number (observed findings 3, 4). */
+export interface LocalIdentity {
+  promptId: string
+  number: number
+}
+
+/** The entry as clients know the prompt: their id in prompt[1] and in the status messages, its number in prompt[0]. */
+export function withIdentity (entry: LocalHistoryEntry, identity: LocalIdentity): LocalHistoryEntry {
+  const [, cloudId, prompt, extraData, outputs] = entry.prompt
+  const messages = identity.promptId === cloudId
+    ? entry.status.messages
+    : entry.status.messages.map(([event, data]): [string, Json] => data.prompt_id === cloudId ? [event, { ...data, prompt_id: identity.promptId }] : [event, data])
+  return { ...entry, prompt: [identity.number, identity.promptId, prompt, extraData, outputs], status: { ...entry.status, messages } }
+}

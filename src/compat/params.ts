@@ -47,3 +47,14 @@ export function pythonTruthy (value: unknown): boolean {
   if (typeof value === 'object') return Object.keys(value).length > 0
   return true
 }
+
+/** Python float() on ASCII input: finite decimals with optional sign, exponent and underscores; booleans are 1 and 0. */
+const PYTHON_FLOAT = /^\s*[+-]?(?:\d+(?:_\d+)*(?:\.(?:\d+(?:_\d+)*)?)?|\.\d+(?:_\d+)*)(?:[eE][+-]?\d+(?:_\d+)*)?\s*$/
+
+export function pythonFloat (value: unknown): number | undefined {
+  if (typeof value === 'boolean') return value ? 1 : 0
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined
+  if (typeof value !== 'string' || !PYTHON_FLOAT.test(value)) return undefined
+  const number = Number(value.replace(/_/g, '').trim())
+  return Number.isFinite(number) ? number : undefined
+}

@@ -5,37 +5,80 @@
  */
 import type { Json } from '../cloud/types.js'
 import { ProxyError, type LocalError } from '../errors.js'
+import { pythonFloat, pythonTruthy } from './params.js'
 
 export interface LocalPromptError {
   statusCode: number
   body: { error: LocalError, node_errors: Json }
 }
 
-/** Fields of a local submit that Comfy Cloud understands; anything else is ignored, as local ComfyUI does. */
-const FORWARDED = ['prompt', 'client_id', 'prompt_id', 'number', 'front', 'partial_execution_targets', 'workflow_id', 'workflow_version_id']
+/**
+ * Fields of a local submit that Comfy Cloud understands; anything else is ignored, as local ComfyUI does.
+ * `number`, `front` and `prompt_id` are the proxy's to honour (the cloud ignores the first two; notes §2.1).
+ */
+const FORWARDED = ['prompt', 'client_id', 'partial_execution_targets', 'workflow_id', 'workflow_version_id']
+
+/** Local ComfyUI takes any prompt_id through Python's str(); very long ones are refused so that the id map stays bounded. */
+const MAX_PROMPT_ID_LENGTH = 1024
+const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 function isObject (value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-/** The cloud request for a local submit, or a ProxyError for what local ComfyUI would reject (or crash on). */
-export function cloudPromptRequest (body: unknown): Json {
+export interface LocalSubmit {
+  /** the body for POST /api/prompt */
+  cloudRequest: Json
+  /** the client's own prompt_id, as local ComfyUI would store it */
+  promptId: string | undefined
+  /** the client's own number (Python float(); observed finding 3) */
+  number: number | undefined
+  /** queue ahead of the pending prompts (ignored when number is given, as local does) */
+  front: boolean
+}
+
+/** The id a cloud may be offered: a canonical UUID, which newer cloud and local servers accept as a job id. */
+export function offerableId (promptId: string): boolean {
+  return CANONICAL_UUID.test(promptId)
+}
+
+/** A prompt_id as Python's str() makes it (observed finding 4); null means "none", as newer local servers read it. */
+function clientPromptId (value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined
+  let id: string
+  if (typeof value === 'string') id = value
+  else if (typeof value === 'number' && Number.isFinite(value)) id = String(value)
+  else if (typeof value === 'boolean') id = value ? 'True' : 'False'
+  else throw new ProxyError(400, 'invalid_prompt_id', 'prompt_id must be a string or a number', 'prompt_id')
+  if (id.length > MAX_PROMPT_ID_LENGTH) {
+    throw new ProxyError(400, 'invalid_prompt_id', `prompt_id must be at most ${MAX_PROMPT_ID_LENGTH} characters`, 'prompt_id')
+  }
+  return id
+}
+
+/** The local submit as the proxy passes it on, or a ProxyError for what local ComfyUI would reject (or crash on). */
+export function localSubmit (body: unknown): LocalSubmit {
+  // A JSON array is local's no_prompt (observed finding 6); other non-objects crash it.
+  if (Array.isArray(body)) throw new ProxyError(400, 'no_prompt', 'No prompt provided', 'No prompt provided')
   if (!isObject(body)) throw new ProxyError(400, 'invalid_request', 'The request body must be a JSON object')
   if (!('prompt' in body)) throw new ProxyError(400, 'no_prompt', 'No prompt provided', 'No prompt provided')
   if (!isObject(body.prompt)) throw new ProxyError(400, 'invalid_prompt', 'prompt must be an object of nodes', 'prompt')
   if (body.extra_data !== undefined && !isObject(body.extra_data)) {
     throw new ProxyError(400, 'invalid_prompt', 'extra_data must be an object', 'extra_data')
   }
-  if (body.number !== undefined && !Number.isFinite(Number(body.number))) {
-    throw new ProxyError(400, 'invalid_prompt', 'number must be a number', 'number')
+  let number: number | undefined
+  if (body.number !== undefined) {
+    number = pythonFloat(body.number)
+    if (number === undefined) throw new ProxyError(400, 'invalid_prompt', 'number must be a number', 'number')
   }
-  const request: Json = {}
-  for (const key of FORWARDED) if (key in body) request[key] = body[key]
+  const promptId = clientPromptId(body.prompt_id)
+  const cloudRequest: Json = {}
+  for (const key of FORWARDED) if (key in body) cloudRequest[key] = body[key]
   const extraData: Json = { ...(body.extra_data as Json | undefined) }
   // Local ComfyUI copies a top-level client_id into extra_data whenever the key is present (contract §5.2).
   if ('client_id' in body) extraData.client_id = body.client_id
-  request.extra_data = extraData
-  return request
+  cloudRequest.extra_data = extraData
+  return { cloudRequest, promptId, number, front: pythonTruthy(body.front) }
 }
 
 const STATUS_FOR_CLIENT: Record<number, number> = {

@@ -8,10 +8,11 @@ import { LRUCache } from 'lru-cache'
 import type { Config } from '../config.js'
 import { cloudPathSegment, type CloudClient } from '../cloud/client.js'
 import type { JobDetail, JobsList, Json, QueueInfo } from '../cloud/types.js'
-import { historyEntryFromHistoryV2Detail, historyEntryFromJob, unwrapHistoryV2Detail } from '../compat/history.js'
+import { historyEntryFromHistoryV2Detail, historyEntryFromJob, unwrapHistoryV2Detail, withIdentity, type LocalHistoryEntry } from '../compat/history.js'
 import type { ProxyCache } from '../cache.js'
 import { ProxyError } from '../errors.js'
 import { JobTracker, type UnfinishedList } from './tracker.js'
+import { identityOf, type PromptIdMap } from './prompt-ids.js'
 
 /** Ids the cloud answered "not there" for, remembered for LIST_TTL_MS; bounded so that random ids cannot grow memory. */
 const MAX_ABSENT = 10_000
@@ -41,7 +42,7 @@ export class Jobs {
   private readonly absent: LRUCache<string, true> | undefined
   private lastQueue: QueueInfo | undefined
 
-  constructor (private readonly cloud: CloudClient, private readonly cache: ProxyCache, private readonly config: Config) {
+  constructor (private readonly cloud: CloudClient, private readonly cache: ProxyCache, private readonly config: Config, private readonly promptIds: PromptIdMap) {
     this.tracker = new JobTracker({ listTtlMs: config.listTtlMs, maxJobs: MAX_TRACKED, list: async () => await this.listUnfinished() })
     if (config.listTtlMs > 0) this.absent = new LRUCache({ max: MAX_ABSENT, ttl: config.listTtlMs })
   }
@@ -175,6 +176,11 @@ export class Jobs {
     return undefined
   }
 
+  /** The entry under the id and number its client knows: both are fixed at submit, so the cached text can carry them. */
+  private localJson (id: string, entry: LocalHistoryEntry): string {
+    return JSON.stringify(withIdentity(entry, identityOf(this.promptIds, id, entry.prompt[0])))
+  }
+
   private async loadJob (id: string): Promise<string | undefined> {
     const generation = this.cache.generation
     const response = await this.cloud.call<JobDetail | Json>({
@@ -185,7 +191,7 @@ export class Jobs {
     this.tracker.learnFromDetail(id, job.status)
     const entry = historyEntryFromJob(job)
     if (entry === null) return undefined
-    const json = JSON.stringify(entry)
+    const json = this.localJson(id, entry)
     this.cache.setEntry(id, json, generation)
     return json
   }
@@ -204,7 +210,7 @@ export class Jobs {
       return undefined
     }
     this.tracker.learnFromDetail(id, 'completed')
-    const json = JSON.stringify(entry)
+    const json = this.localJson(id, entry)
     this.cache.setEntry(id, json, generation)
     return json
   }

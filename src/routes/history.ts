@@ -4,7 +4,8 @@
  */
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { HistoryV2Entry, JobsList, Json } from '../cloud/types.js'
-import { historyEntryFromHistoryV2, type LocalHistoryEntry } from '../compat/history.js'
+import { historyEntryFromHistoryV2, withIdentity, type LocalHistoryEntry } from '../compat/history.js'
+import { identityOf } from '../jobs/prompt-ids.js'
 import { firstValue, historyWindow, parsePythonInt, pythonTruthy } from '../compat/params.js'
 import { badRequest, sendLocalNotFound } from '../errors.js'
 import { INVALID_JSON } from '../body.js'
@@ -16,6 +17,12 @@ type EntryJson = [string, string]
 /** `{"<id>": <entry>, …}` in the given order, from already serialised entries. */
 function historyJson (entries: EntryJson[]): string {
   return `{${entries.map(([id, json]) => `${JSON.stringify(id)}:${json}`).join(',')}}`
+}
+
+/** Entries keyed by the ids clients know; a prompt whose client id was reused since shows once, as its newest run (observed finding 4). */
+function clientKeyed (fastify: FastifyInstance, entries: EntryJson[]): EntryJson[] {
+  const { promptIds } = fastify
+  return entries.filter(([cloudId]) => !promptIds.superseded(cloudId)).map(([cloudId, json]) => [promptIds.toClient(cloudId), json])
 }
 
 const FINISHED_STATUSES = 'completed,failed,cancelled'
@@ -100,7 +107,7 @@ async function historyFromHistoryV2 (fastify: FastifyInstance, maxItems: number 
     if (entry !== null) oldestFirst.push([body.history[i].prompt_id, entry])
   }
   const { start, count } = newestOnly ? { start: 0, count: oldestFirst.length } : historyWindow(maxItems, offset, oldestFirst.length)
-  return oldestFirst.slice(start, start + count).map(([id, entry]) => [id, JSON.stringify(entry)])
+  return oldestFirst.slice(start, start + count).map(([id, entry]) => [id, JSON.stringify(withIdentity(entry, identityOf(fastify.promptIds, id, entry.prompt[0])))])
 }
 
 function deleteList (value: unknown): string[] {
@@ -118,7 +125,7 @@ const historyRoutes: FastifyPluginAsync = async (fastify) => {
     const entries = fastify.config.historySource === 'history_v2'
       ? await historyFromHistoryV2(fastify, maxItems, offset)
       : await historyFromJobs(fastify, maxItems, offset)
-    return await reply.type('application/json; charset=utf-8').send(historyJson(entries))
+    return await reply.type('application/json; charset=utf-8').send(historyJson(clientKeyed(fastify, entries)))
   })
 
   fastify.get<{ Params: { id: string } }>('/history/:id', async (request, reply) => {
@@ -126,7 +133,7 @@ const historyRoutes: FastifyPluginAsync = async (fastify) => {
     // `/history/` is no route of local's (observed finding 14): its text 404, as for every unknown route.
     if (id === '') return await sendLocalNotFound(reply)
     // Pending, running, unknown, deleted and foreign ids all answer {} (contract §3): clients poll until the id appears.
-    const entry = await fastify.jobs.historyEntry(id)
+    const entry = await fastify.jobs.historyEntry(fastify.promptIds.toCloud(id))
     return await reply.type('application/json; charset=utf-8').send(historyJson(entry === undefined ? [] : [[id, entry]]))
   })
 
@@ -138,7 +145,7 @@ const historyRoutes: FastifyPluginAsync = async (fastify) => {
       const { clear, delete: toDelete } = body as Json
       if (pythonTruthy(clear)) cloudBody.clear = true
       if (toDelete !== undefined) {
-        const ids = deleteList(toDelete)
+        const ids = deleteList(toDelete).map(id => fastify.promptIds.toCloud(id))
         if (ids.length > 0) cloudBody.delete = ids
       }
     } else if (body !== undefined && !Array.isArray(body)) {

@@ -1,7 +1,7 @@
 /** GET /prompt and POST /prompt (contract §5) through GET/POST /api/prompt (notes §2.1, §2.2, §4.6). */
 import type { FastifyPluginAsync } from 'fastify'
 import type { Json } from '../cloud/types.js'
-import { cloudPromptRequest, localPromptError } from '../compat/prompt.js'
+import { localPromptError, localSubmit, offerableId } from '../compat/prompt.js'
 import { INVALID_JSON } from '../body.js'
 import { ProxyError } from '../errors.js'
 
@@ -13,7 +13,17 @@ const promptRoutes: FastifyPluginAsync = async (fastify) => {
 
   fastify.post('/prompt', { config: { promptEnvelope: true } }, async (request, reply) => {
     if (request.body === INVALID_JSON) throw new ProxyError(400, 'invalid_json', 'The request body is not valid JSON')
-    const cloudRequest = cloudPromptRequest(request.body)
+    const submit = localSubmit(request.body)
+    const { cloudRequest } = submit
+    const { promptIds } = fastify
+    // A client's id goes to the cloud only when it could take it as a job id; otherwise, or when the id
+    // is reused (local accepts that, observed finding 4), the cloud mints one and the proxy maps the two.
+    if (submit.promptId !== undefined && offerableId(submit.promptId) && !promptIds.isTaken(submit.promptId)) {
+      cloudRequest.prompt_id = submit.promptId
+    }
+    // One number per prompt, shown the same in /queue, /history and /api/jobs (observed finding 3);
+    // front puts it ahead of every pending prompt, as local's -counter does.
+    const number = submit.number ?? (submit.front ? -promptIds.nextNumber() : promptIds.nextNumber())
     // A submit is never retried: once it may have reached the cloud, a second one could queue the job twice.
     const ticket = fastify.submissions.begin()
     let response
@@ -26,8 +36,10 @@ const promptRoutes: FastifyPluginAsync = async (fastify) => {
         accept: [400, 401, 402, 403, 404, 409, 413, 422, 429, 500, 502, 503, 504]
       })
       if (response.status < 300) {
-        fastify.submissions.record((response.body as PromptResponse).prompt_id, cloudRequest.extra_data as Json)
-        fastify.jobs.submitted((response.body as PromptResponse).prompt_id)
+        const cloudId = (response.body as PromptResponse).prompt_id
+        promptIds.remember({ cloudId, clientId: submit.promptId ?? cloudId, number })
+        fastify.submissions.record(cloudId, cloudRequest.extra_data as Json)
+        fastify.jobs.submitted(cloudId)
       }
     } finally {
       fastify.submissions.end(ticket)
@@ -42,9 +54,8 @@ const promptRoutes: FastifyPluginAsync = async (fastify) => {
     const accepted = response.body as PromptResponse
     fastify.cache.changed()
     return {
-      prompt_id: accepted.prompt_id,
-      // Without a cloud number, the submission time: it grows like local ComfyUI's counter.
-      number: typeof accepted.number === 'number' ? accepted.number : Date.now(),
+      prompt_id: submit.promptId ?? accepted.prompt_id,
+      number,
       node_errors: typeof accepted.node_errors === 'object' && accepted.node_errors !== null ? accepted.node_errors : {}
     }
   })

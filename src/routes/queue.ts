@@ -41,7 +41,10 @@ function objectBody (body: unknown, { invalidJsonIsEmpty }: { invalidJsonIsEmpty
 }
 
 const queueRoutes: FastifyPluginAsync = async (fastify) => {
-  fastify.get('/queue', async () => localQueue(await fastify.jobs.queue(), id => fastify.submissions.get(id)?.extraData))
+  fastify.get('/queue', async () => {
+    const { promptIds, submissions } = fastify
+    return localQueue(await fastify.jobs.queue(), id => ({ promptId: promptIds.toClient(id), number: promptIds.numberOf(id), extraData: submissions.get(id)?.extraData }))
+  })
 
   fastify.post('/queue', async (request, reply) => {
     const body = objectBody(request.body, { invalidJsonIsEmpty: false })
@@ -53,7 +56,7 @@ const queueRoutes: FastifyPluginAsync = async (fastify) => {
         await fastify.cloud.call({ method: 'POST', path: '/api/queue', body: { clear: true }, schema: 'QueueManageResponse' })
       }
       // Local deletes only pending prompts and ignores running ones; the cloud's queue delete may cancel both.
-      const ids = toDelete.filter((id): id is string => typeof id === 'string')
+      const ids = toDelete.filter((id): id is string => typeof id === 'string').map(id => fastify.promptIds.toCloud(id))
       await mapLimit(ids, CLOUD_CONCURRENCY, async id => {
         if (await jobStatus(fastify, id) === 'pending') await cancel(fastify, id)
       })
@@ -69,7 +72,8 @@ const queueRoutes: FastifyPluginAsync = async (fastify) => {
     const { prompt_id: promptId } = objectBody(request.body, { invalidJsonIsEmpty: true })
     try {
       if (typeof promptId === 'string' && promptId !== '') {
-        if (await jobStatus(fastify, promptId) === 'in_progress') await cancel(fastify, promptId)
+        const cloudId = fastify.promptIds.toCloud(promptId)
+        if (await jobStatus(fastify, cloudId) === 'in_progress') await cancel(fastify, cloudId)
       } else if (!pythonTruthy(promptId)) {
         // Local interrupts the one running prompt; the cloud may run several at once: interrupt them all.
         const running = await fastify.cloud.call<JobsList>({

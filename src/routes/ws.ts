@@ -10,6 +10,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import WebSocket, { type RawData } from 'ws'
 import { errorBody } from '../errors.js'
 import { accountRefusal } from '../cloud/refusals.js'
+import { renamePromptInBinary, renamePromptInText } from '../compat/ws-frames.js'
 
 /** RFC 6455 registry: 1014 "Bad Gateway", the upstream server failed. */
 const BAD_GATEWAY = 1014
@@ -36,6 +37,11 @@ function clientCloseCode (code: number): number {
   return code >= 1000 && code <= 1014 && ![1004, 1005, 1006].includes(code) ? code : BAD_GATEWAY
 }
 
+function asBuffer (data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
+}
+
 function safeParse (data: RawData): unknown {
   try { return JSON.parse(data.toString()) } catch { return undefined }
 }
@@ -46,7 +52,7 @@ function promptIdOf (frame: unknown): string | undefined {
 }
 
 const wsRoutes: FastifyPluginAsync = async (fastify) => {
-  const { cloud, submissions } = fastify
+  const { cloud, submissions, promptIds } = fastify
   const upstreamBase = new URL('/ws', cloud.origin)
   upstreamBase.protocol = upstreamBase.protocol === 'https:' ? 'wss:' : 'ws:'
 
@@ -99,7 +105,7 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
     const deliver = (data: RawData, isBinary: boolean): void => {
       if (socket.readyState !== WebSocket.OPEN) return
       if (isBinary) {
-        socket.send(data, { binary: true })
+        socket.send(renamePromptInBinary(asBuffer(data), id => promptIds.toClient(id)), { binary: true })
         return
       }
       const text = data.toString()
@@ -113,7 +119,8 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
       }
       const promptId = promptIdOf(frame)
       if (promptId !== undefined && submissions.ownedByAnother(promptId, clientId)) return
-      socket.send(text)
+      const clientPromptId = promptId === undefined ? undefined : promptIds.toClient(promptId)
+      socket.send(promptId === undefined || clientPromptId === undefined || clientPromptId === promptId ? text : renamePromptInText(text, promptId, clientPromptId))
     }
     const release = (): void => {
       heldBytes = 0

@@ -1,18 +1,39 @@
 import t from 'tap'
-import { cloudPromptRequest, localPromptError } from '../../src/compat/prompt.js'
+import { localPromptError, localSubmit } from '../../src/compat/prompt.js'
 import { ProxyError } from '../../src/errors.js'
 
-t.test('a top-level client_id is also copied into extra_data; unknown fields are dropped', async t => {
-  const request = cloudPromptRequest({ prompt: { 1: {} }, client_id: 'abc', extra_data: { extra_pnginfo: { workflow: {} } }, foo: 1, front: true })
-  t.same(request, { prompt: { 1: {} }, client_id: 'abc', front: true, extra_data: { extra_pnginfo: { workflow: {} }, client_id: 'abc' } })
+const cloudPromptRequest = (body: unknown): Record<string, unknown> => localSubmit(body).cloudRequest
+
+t.test('a top-level client_id is also copied into extra_data; unknown fields, number, front and prompt_id stay with the proxy', async t => {
+  const request = cloudPromptRequest({ prompt: { 1: {} }, client_id: 'abc', extra_data: { extra_pnginfo: { workflow: {} } }, foo: 1, front: true, number: 3, prompt_id: 'x' })
+  t.same(request, { prompt: { 1: {} }, client_id: 'abc', extra_data: { extra_pnginfo: { workflow: {} }, client_id: 'abc' } })
   t.same(cloudPromptRequest({ prompt: {}, client_id: '' }).extra_data, { client_id: '' }, 'even an empty client_id, like local')
   t.same(cloudPromptRequest({ prompt: {} }).extra_data, {})
+})
+
+t.test('prompt_id is taken as Python str() takes it; number as float(); front as Python truthiness (observed findings 3, 4)', async t => {
+  t.equal(localSubmit({ prompt: {}, prompt_id: 12345 }).promptId, '12345')
+  t.equal(localSubmit({ prompt: {}, prompt_id: 'any string at all' }).promptId, 'any string at all')
+  t.equal(localSubmit({ prompt: {}, prompt_id: true }).promptId, 'True')
+  t.equal(localSubmit({ prompt: {}, prompt_id: null }).promptId, undefined, 'null: the server picks one')
+  t.equal(localSubmit({ prompt: {} }).promptId, undefined)
+  t.equal((t.throws(() => localSubmit({ prompt: {}, prompt_id: { a: 1 } })) as ProxyError).type, 'invalid_prompt_id')
+  t.equal((t.throws(() => localSubmit({ prompt: {}, prompt_id: 'x'.repeat(1025) })) as ProxyError).type, 'invalid_prompt_id')
+  t.equal(localSubmit({ prompt: {}, number: '7' }).number, 7)
+  t.equal(localSubmit({ prompt: {}, number: 2.5 }).number, 2.5)
+  t.equal(localSubmit({ prompt: {}, number: ' -1_0 ' }).number, -10)
+  t.equal(localSubmit({ prompt: {} }).number, undefined)
+  t.equal(localSubmit({ prompt: {}, front: true }).front, true)
+  t.equal(localSubmit({ prompt: {}, front: 0 }).front, false)
+  for (const number of ['abc', '', null, [], 'inf', '1e999']) {
+    t.equal((t.throws(() => localSubmit({ prompt: {}, number })) as ProxyError).type, 'invalid_prompt', JSON.stringify(number))
+  }
 })
 
 t.test('requests local ComfyUI rejects or crashes on are 400s with the local envelope type', async t => {
   const cases: Array<[unknown, string]> = [
     [{}, 'no_prompt'],
-    [[], 'invalid_request'],
+    [[], 'no_prompt'],
     ['text', 'invalid_request'],
     [{ prompt: 'x' }, 'invalid_prompt'],
     [{ prompt: {}, extra_data: null }, 'invalid_prompt'],

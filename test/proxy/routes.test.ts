@@ -141,7 +141,7 @@ t.test('GET /queue has the local tuple order, and a job is in it as soon as POST
   t.equal(tuple[3].client_id, 'me', 'extra_data as submitted')
   t.type(tuple[3].create_time, 'number')
   t.same(tuple[4], ['9'], 'outputs_to_execute')
-  t.equal(tuple[0], tuple[3].create_time, 'number is the submission time, as in /history')
+  t.equal(tuple[0], second.body.number, 'number is the one POST /prompt answered')
 })
 
 t.test('POST /queue cancels pending jobs only; POST /interrupt only running ones; both answer 200 empty', async t => {
