@@ -30,9 +30,11 @@ import queueRoutes from './routes/queue.js'
 import viewRoutes from './routes/view.js'
 import objectInfoRoutes from './routes/object-info.js'
 import wsRoutes from './routes/ws.js'
+import jobsRoutes from './routes/jobs.js'
 import passthroughRoutes from './routes/passthrough.js'
 import settingsRoutes from './routes/settings.js'
 import { frontendApiRoutes, frontendFiles } from './routes/frontend.js'
+import { answerWrongMethods } from './routes/methods.js'
 
 /** Requests Node's HTTP parser refuses (garbage request lines, bad framing, huge headers), answered in the local envelope too. */
 function answerMalformedHttp (error: NodeJS.ErrnoException, socket: Socket): void {
@@ -67,6 +69,7 @@ declare module 'fastify' {
 
 const translatedRoutes: FastifyPluginAsync = async (fastify) => {
   lenientJsonBodies(fastify)
+  const sealRoutes = answerWrongMethods(fastify)
   await fastify.register(viewRoutes)
   for (const prefix of ['', '/api']) {
     await fastify.register(historyRoutes, { prefix })
@@ -76,7 +79,9 @@ const translatedRoutes: FastifyPluginAsync = async (fastify) => {
     await fastify.register(wsRoutes, { prefix })
     await fastify.register(settingsRoutes, { prefix })
     await fastify.register(frontendApiRoutes, { prefix })
+    await fastify.register(jobsRoutes, { prefix })
   }
+  sealRoutes()
 }
 
 export interface BuildOptions {

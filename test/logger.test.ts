@@ -1,7 +1,6 @@
 import t from 'tap'
 import { REDACTED, safeUrl, scrubber } from '../src/logger.js'
 import { withoutToken } from '../src/auth.js'
-import { translateJobsQuery } from '../src/routes/passthrough.js'
 
 const KEY = 'comfyui-s3cr3t/+key"x'
 
@@ -20,10 +19,4 @@ t.test('token query values are hidden in logged URLs and never forwarded', async
   t.equal(withoutToken('?token=abc'), '')
   t.equal(withoutToken('?a=1&token=abc&b=2'), '?a=1&b=2')
   t.equal(withoutToken('?a=1'), '?a=1')
-})
-
-t.test('local /api/jobs sort names become the cloud\'s', async t => {
-  t.equal(translateJobsQuery('/api/jobs?sort_by=created_at&limit=5'), '/api/jobs?sort_by=create_time&limit=5')
-  t.equal(translateJobsQuery('/api/jobs?sort_by=EXECUTION_DURATION'), '/api/jobs?sort_by=execution_time')
-  t.equal(translateJobsQuery('/api/object_info?sort_by=created_at'), '/api/object_info?sort_by=created_at', 'other routes untouched')
 })

@@ -16,18 +16,6 @@ import { withoutToken } from '../auth.js'
 /** Credentials a local client may send that must never reach the cloud (notes §1.2). */
 export const CLIENT_CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'cookie', 'x-comfy-workspace-id', 'proxy-authorization']
 
-/** OSS /api/jobs sort names → the cloud's (notes §4.8). */
-const SORT_BY: Record<string, string> = { created_at: 'create_time', execution_duration: 'execution_time' }
-
-export function translateJobsQuery (url: string): string {
-  const [path, query] = url.split('?', 2)
-  if (query === undefined || !/^\/(api\/)?jobs(\/|$)/.test(path)) return url
-  const params = new URLSearchParams(query)
-  const sortBy = params.get('sort_by')
-  if (sortBy !== null && SORT_BY[sortBy.toLowerCase()] !== undefined) params.set('sort_by', SORT_BY[sortBy.toLowerCase()])
-  return `${path}?${params.toString()}`
-}
-
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 interface ErrorReply { log: { warn: (info: object, message: string) => void }, code: (status: number) => { send: (payload: unknown) => unknown } }
@@ -173,8 +161,8 @@ const passthroughRoutes: FastifyPluginAsync = async (fastify) => {
         queryString: (_search: string | undefined, url: string) => {
           const start = url.indexOf('?')
           if (start === -1) return ''
-          const translated = translateJobsQuery(url.slice(0, start) + withoutToken(url.slice(start)))
-          return translated.includes('?') ? translated.slice(translated.indexOf('?') + 1) : ''
+          const query = withoutToken(url.slice(start))
+          return query.startsWith('?') ? query.slice(1) : query
         },
         rewriteRequestHeaders,
         onError: replyFromError,

@@ -136,3 +136,99 @@ t.test('POST /prompt with a JSON array is 400 no_prompt, as local answers it (ob
   }
   t.equal(stack.simulator.app.simulator.jobs(stack.key).length, 0)
 })
+
+t.test('a wrong method on a local route is 405 text/plain with Allow, as aiohttp answers (observed finding 21)', async t => {
+  const stack = await startStack(t)
+  const sim = stack.simulator.app.simulator
+  sim.requests.length = 0
+  const cases: Array<[string, string, string]> = [
+    ['PUT', '/prompt', 'GET, HEAD, POST'],
+    ['DELETE', '/api/history', 'GET, HEAD, POST'],
+    ['PATCH', '/api/history/abc', 'GET, HEAD'],
+    ['GET', '/interrupt', 'POST'],
+    ['HEAD', '/api/interrupt', 'POST'],
+    ['POST', '/view', 'GET, HEAD'],
+    ['PUT', '/api/queue', 'GET, HEAD, POST'],
+    ['POST', '/object_info/KSampler', 'GET, HEAD'],
+    ['POST', '/ws', 'GET, HEAD']
+  ]
+  for (const [method, path, allow] of cases) {
+    const response = await fetch(`${stack.url}${path}`, { method, body: method === 'GET' || method === 'HEAD' ? undefined : '{}' })
+    t.equal(response.status, 405, `${method} ${path}`)
+    t.equal(response.headers.get('allow'), allow, `${method} ${path}`)
+    t.equal(response.headers.get('content-type'), 'text/plain; charset=utf-8')
+    t.equal(await response.text(), method === 'HEAD' ? '' : '405: Method Not Allowed')
+  }
+  t.same(sim.requests, [], 'none of them reached the cloud')
+})
+
+t.test('/api/jobs answers in local\'s shape: priority, outputs_count, pagination.limit, execution_error, error bodies (observed finding 23)', async t => {
+  const stack = await startStack(t, {}, { stepMs: 20 })
+  const sim = stack.simulator.app.simulator
+  const done = await postJson(`${stack.url}/prompt`, { prompt: defaultGraph(1), prompt_id: 'done', extra_data: { extra_pnginfo: { workflow: { id: 'wf-1' } } } })
+  await finished(stack, 'done')
+  const failed = await postJson(`${stack.url}/prompt`, {
+    prompt: defaultGraph(2), prompt_id: 'broken', extra_data: { simulator: { outcome: 'fail', node: '8', exception_type: 'RuntimeError', exception_message: 'boom\n' } }
+  })
+  await finished(stack, 'broken')
+  const running = await postJson(`${stack.url}/prompt`, { prompt: defaultGraph(3, 64, 64, 5000), prompt_id: 'running' })
+  await waitFor(async () => sim.jobs(stack.key).find(job => job.id === stack.app.promptIds.toCloud('running'))?.status === 'in_progress' ? true : undefined)
+  const pending = await postJson(`${stack.url}/prompt`, { prompt: defaultGraph(4), prompt_id: 'pending' })
+
+  for (const path of ['/api/jobs', '/jobs']) {
+    const { status, body } = await getJson(`${stack.url}${path}?limit=10`)
+    t.equal(status, 200, path)
+    t.same(Object.keys(body), ['jobs', 'pagination'])
+    t.same(body.pagination, { offset: 0, limit: 10, total: 4, has_more: false })
+    t.same(body.jobs.map((job: { id: string }) => job.id), ['pending', 'running', 'broken', 'done'], 'newest first, by the client\'s ids')
+  }
+  const jobs = new Map<string, any>((await getJson(`${stack.url}/api/jobs`)).body.jobs.map((job: { id: string }) => [job.id, job]))
+  t.same(Object.keys(jobs.get('pending')), ['id', 'status', 'priority', 'create_time', 'outputs_count'])
+  t.equal(jobs.get('pending').priority, pending.body.number, 'priority is the prompt\'s number')
+  t.equal(jobs.get('pending').outputs_count, 0, 'outputs_count on a pending job')
+  t.equal(jobs.get('running').status, 'in_progress')
+  t.equal(jobs.get('running').outputs_count, 0)
+  t.equal(jobs.get('running').priority, running.body.number)
+  const doneJob = jobs.get('done')
+  t.same(Object.keys(doneJob), ['id', 'status', 'priority', 'create_time', 'execution_start_time', 'execution_end_time', 'outputs_count', 'preview_output', 'workflow_id'])
+  t.equal(doneJob.priority, done.body.number)
+  t.equal(doneJob.outputs_count, 1)
+  t.equal(doneJob.workflow_id, 'wf-1')
+  const brokenJob = jobs.get('broken')
+  t.equal(brokenJob.status, 'failed')
+  t.equal(brokenJob.priority, failed.body.number)
+  t.same(Object.keys(brokenJob.execution_error), ['prompt_id', 'node_id', 'node_type', 'executed', 'exception_message', 'exception_type', 'traceback', 'current_inputs', 'current_outputs', 'timestamp'])
+  t.match(brokenJob.execution_error, { prompt_id: 'broken', node_id: '8', node_type: 'VAEDecode', exception_message: 'boom\n', exception_type: 'RuntimeError' })
+  t.equal(brokenJob.execution_error.timestamp, brokenJob.execution_end_time)
+  t.equal((await getJson(`${stack.url}/api/jobs`)).body.pagination.limit, null, 'no limit: null, as local')
+
+  const detail = (await getJson(`${stack.url}/api/jobs/done`)).body
+  t.equal(detail.id, 'done')
+  t.same(Object.keys(detail).slice(-3), ['outputs', 'execution_status', 'workflow'])
+  t.ok(detail.execution_status.messages.every((m: [string, { prompt_id: string }]) => m[1].prompt_id === 'done'))
+  t.same(detail.workflow.prompt, defaultGraph(1))
+  t.same(Object.keys((await getJson(`${stack.url}/api/jobs/pending`)).body), ['id', 'status', 'priority', 'create_time', 'outputs_count'], 'an unfinished job is the list\'s compact one')
+
+  const unknown = await getJson(`${stack.url}/api/jobs/no-such-job`)
+  t.equal(unknown.status, 404)
+  t.equal(unknown.text, '{"error":"Job not found"}')
+  const badStatus = await getJson(`${stack.url}/api/jobs?status=done,pending,Foo`)
+  t.equal(badStatus.status, 400)
+  t.same(badStatus.body, { error: 'Invalid status value(s): done, foo. Valid values: pending, in_progress, completed, failed, cancelled' })
+  for (const [query, error] of [['limit=0', 'limit must be a positive integer'], ['limit=x', 'limit must be an integer'], ['offset=1.5', 'offset must be an integer'],
+    ['sort_by=name', 'sort_by must be \'created_at\' or \'execution_duration\''], ['sort_order=up', 'sort_order must be \'asc\' or \'desc\'']]) {
+    const refused = await getJson(`${stack.url}/api/jobs?${query}`)
+    t.equal(refused.status, 400, query)
+    t.same(refused.body, { error }, query)
+  }
+  const negative = await getJson(`${stack.url}/api/jobs?offset=-3&limit=1&status=Completed,%20failed`)
+  t.same(negative.body.pagination, { offset: 0, limit: 1, total: 2, has_more: true }, 'a negative offset is clamped; statuses trimmed and lowercased')
+
+  t.same((await postJson(`${stack.url}/api/jobs/pending/cancel`, '')).body, { cancelled: true }, 'cancel by the client\'s id')
+  t.same((await postJson(`${stack.url}/api/jobs/done/cancel`, '')).body, { cancelled: false }, 'a finished job is not cancelled, and not an error')
+  t.same((await postJson(`${stack.url}/api/jobs/nobody/cancel`, '')).body, { cancelled: false })
+  t.same((await postJson(`${stack.url}/api/jobs/cancel`, { job_ids: ['running', 'nobody'] })).body, { cancelled: true })
+  t.same((await postJson(`${stack.url}/api/jobs/cancel`, 'nope')).body, { error: 'Request body must be valid JSON' })
+  t.same((await postJson(`${stack.url}/api/jobs/cancel`, { job_ids: 'running' })).body, { error: 'job_ids must be a list' })
+  t.equal(sim.jobs(stack.key).find(job => job.id === stack.app.promptIds.toCloud('running'))?.status, 'cancelled')
+})

@@ -111,7 +111,7 @@ t.test('/view with channel streams the cloud\'s bytes directly; VIEW_MODE=redire
   t.same(Buffer.from(await channel.arrayBuffer()).subarray(0, 8), PNG_SIGNATURE)
 })
 
-t.test('/api/jobs passes through with local sort_by names translated', async t => {
+t.test('/api/jobs sends the cloud its own sort_by names', async t => {
   const stack = await startStack(t)
   await runJob(stack.url)
   const sim = stack.simulator.app.simulator
@@ -120,7 +120,7 @@ t.test('/api/jobs passes through with local sort_by names translated', async t =
   t.equal(status, 200)
   t.equal(body.jobs.length, 1)
   t.match(sim.requests.at(-1)!.url, /sort_by=create_time/)
-  await getJson(`${stack.url}/api/jobs?sort_by=execution_duration`)
+  await getJson(`${stack.url}/api/jobs?sort_by=EXECUTION_DURATION`)
   t.match(sim.requests.at(-1)!.url, /sort_by=execution_time/)
   const detail = await getJson(`${stack.url}/api/jobs/${body.jobs[0].id}`)
   t.equal(detail.body.id, body.jobs[0].id)
