@@ -12,6 +12,12 @@ export const MAX_UPLOAD_SIZE = 50 * 1024 * 1024
 const MAX_EDGE = 16384
 const MAX_PIXELS = 67108864
 
+/**
+ * Where a file can be viewed from: outputs and temp files share one bucket, uploads are inputs
+ * (`type` is "partially used", cloud-api-notes §1.9); the same bytes can be both.
+ */
+export type FileKind = 'output' | 'input'
+
 export interface StoredFile {
   bytes: Buffer
   contentType: string
@@ -20,9 +26,17 @@ export interface StoredFile {
   refs: number
   /** accounts that uploaded it (uploads are kept and are what LoadImage reads) */
   uploaders: Set<string>
+  kinds: Set<FileKind>
+  /** for Last-Modified */
+  storedAt: number
 }
 
 const CONTENT_TYPES: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif' }
+
+/** The bucket a `type` (output, temp, input) names; undefined for an unknown one. */
+export function kindOf (type: string): FileKind | undefined {
+  return type === 'input' ? 'input' : type === 'output' || type === 'temp' ? 'output' : undefined
+}
 
 /** One bucket for every account; an account sees only the files it produced or uploaded. */
 export class FileStore {
@@ -32,22 +46,25 @@ export class FileStore {
    * Stores bytes under `<sha256>.<ext>` (the cloud names outputs by content hash, cloud-api-notes §1.9) and counts
    * one reference to them.
    */
-  put (owner: string, bytes: Buffer, ext: string): string {
+  put (owner: string, bytes: Buffer, ext: string, kind: FileKind = 'output'): string {
     const name = `${createHash('sha256').update(bytes).digest('hex')}.${ext}`
     const existing = this.files.get(name)
     if (existing !== undefined) {
       existing.owners.add(owner)
       existing.refs++
+      existing.kinds.add(kind)
     } else {
-      this.files.set(name, { bytes, contentType: CONTENT_TYPES[ext] ?? 'application/octet-stream', owners: new Set([owner]), refs: 1, uploaders: new Set() })
+      this.files.set(name, { bytes, contentType: CONTENT_TYPES[ext] ?? 'application/octet-stream', owners: new Set([owner]), refs: 1, uploaders: new Set(), kinds: new Set([kind]), storedAt: Date.now() })
     }
     return name
   }
 
-  /** Stores an upload: kept for good, and readable by LoadImage. */
-  putUpload (owner: string, bytes: Buffer, ext: string): string {
-    const name = this.put(owner, bytes, ext)
-    this.files.get(name)!.uploaders.add(owner)
+  /** Stores an upload: kept for good, and readable by LoadImage; viewable as the type it declared, else as both. */
+  putUpload (owner: string, bytes: Buffer, ext: string, kind?: FileKind): string {
+    const name = this.put(owner, bytes, ext, kind ?? 'input')
+    const file = this.files.get(name)!
+    file.uploaders.add(owner)
+    if (kind === undefined) file.kinds.add('output')
     return name
   }
 
@@ -83,14 +100,28 @@ export class FileStore {
     return this.files.get(name)
   }
 
-  visibleTo (owner: string, name: string): StoredFile | undefined {
+  visibleTo (owner: string, name: string, kind?: FileKind): StoredFile | undefined {
     const file = this.files.get(name)
-    return file?.owners.has(owner) === true ? file : undefined
+    return file?.owners.has(owner) === true && (kind === undefined || file.kinds.has(kind)) ? file : undefined
   }
 
   clear (): void {
     this.files.clear()
   }
+}
+
+/** One `bytes=a-b`, `bytes=a-` or `bytes=-n` range of a file of `size` bytes; undefined when the header is to be ignored (RFC 9110 §14.2). */
+export function byteRange (header: string, size: number): { start: number, end: number } | 'unsatisfiable' | undefined {
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
+  if (match === null || (match[1] === '' && match[2] === '')) return undefined
+  if (match[1] === '') {
+    const suffix = Number(match[2])
+    return suffix === 0 || size === 0 ? 'unsatisfiable' : { start: Math.max(size - suffix, 0), end: size - 1 }
+  }
+  const start = Number(match[1])
+  const end = match[2] === '' ? size - 1 : Math.min(Number(match[2]), size - 1)
+  if (match[2] !== '' && Number(match[2]) < start) return undefined
+  return start >= size ? 'unsatisfiable' : { start, end }
 }
 
 /** HMAC-signed, expiring storage URLs, like the GCS V4 signed URLs the cloud redirects to (cloud-api-notes §2.11). */
@@ -142,9 +173,10 @@ export function registerStorageRoutes (app: FastifyInstance, { files, signer, ac
     if (channel !== undefined && channel !== 'rgb' && channel !== 'a' && channel !== 'alpha') {
       throw badRequest(`Invalid channel '${channel}': must be rgb, a or alpha`)
     }
-    // `subfolder` and `type` are accepted and ignored: outputs, temp files and uploads share one
-    // content-addressed bucket (spec /api/view parameter notes; cloud-api-notes §1.9).
-    const file = files.visibleTo(accountOf(request), filename)
+    // `subfolder` is ignored; `type` tells uploads from outputs, which share a bucket with temp files (cloud-api-notes §1.9).
+    const kind = query.type === undefined ? undefined : kindOf(query.type)
+    if (query.type !== undefined && kind === undefined) throw badRequest(`Invalid type '${query.type}': must be output, input or temp`)
+    const file = files.visibleTo(accountOf(request), filename, kind)
     if (file === undefined) throw notFound('File not found or unauthorized')
     if (channel !== undefined) {
       if (file.contentType !== 'image/png') throw badRequest('channel extraction needs a PNG file')
@@ -185,7 +217,8 @@ export function registerStorageRoutes (app: FastifyInstance, { files, signer, ac
       throw badRequest(`The image exceeds ${MAX_EDGE} px per edge or ${MAX_PIXELS} pixels`)
     }
     // `overwrite` is ignored and `subfolder` only echoed: identical content always gets the same name (spec).
-    const name = files.putUpload(accountOf(request), image, ext)
+    // An upload that names no type is answered as an output (spec) but is also what a local client views as an input.
+    const name = files.putUpload(accountOf(request), image, ext, fields.type === undefined ? undefined : kindOf(fields.type))
     return { name, subfolder: fields.subfolder ?? '', type: fields.type ?? 'output' }
   })
 
@@ -207,6 +240,22 @@ export function registerStorageRoutes (app: FastifyInstance, { files, signer, ac
     if (verdict === 'expired') throw new HttpError(403, 'FORBIDDEN', 'The signed URL has expired')
     const file = files.get(filename)
     if (file === undefined) throw notFound('No such object')
-    return reply.type(file.contentType).header('content-length', file.bytes.length).send(file.bytes)
+    // Like a storage bucket: validators, conditional requests and one byte range (HEAD comes with the GET route).
+    const etag = `"${filename.split('.')[0]}"`
+    const modified = Math.floor(file.storedAt / 1000) * 1000
+    reply.type(file.contentType).header('etag', etag).header('last-modified', new Date(modified).toUTCString()).header('accept-ranges', 'bytes')
+    const ifNoneMatch = request.headers['if-none-match']
+    const ifModifiedSince = Date.parse(request.headers['if-modified-since'] ?? '')
+    if (ifNoneMatch !== undefined ? ifNoneMatch.split(',').some(tag => tag.trim() === etag || tag.trim() === '*') : modified <= ifModifiedSince) {
+      return reply.code(304).send()
+    }
+    const ifRange = request.headers['if-range']
+    const range = request.headers.range === undefined || (ifRange !== undefined && ifRange !== etag) ? undefined : byteRange(request.headers.range, file.bytes.length)
+    if (range === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${file.bytes.length}`).send()
+    if (range !== undefined) {
+      return reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${file.bytes.length}`)
+        .header('content-length', range.end - range.start + 1).send(file.bytes.subarray(range.start, range.end + 1))
+    }
+    return reply.header('content-length', file.bytes.length).send(file.bytes)
   })
 }

@@ -14,7 +14,7 @@ const CASES = [
   'history-id-cached', 'history-id-uncached', 'history-id-hop', 'history-id-direct',
   'history-list-cached', 'history-list-direct-v2', 'history-list-direct-jobs',
   'prompt', 'prompt-direct', 'passthrough', 'passthrough-hop', 'passthrough-direct',
-  'view', 'view-direct', 'history-id-uncached-1conn', 'history-id-hop-1conn'
+  'view', 'view-direct', 'view-range', 'view-preview-webp', 'view-preview-jpeg', 'history-id-uncached-1conn', 'history-id-hop-1conn'
 ]
 
 const committed = [new URL('../../bench/results/latest.json', import.meta.url), new URL('../../docs/benchmarks.md', import.meta.url)]
