@@ -142,15 +142,15 @@ t.test('a wrong method on a local route is 405 text/plain with Allow, as aiohttp
   const sim = stack.simulator.app.simulator
   sim.requests.length = 0
   const cases: Array<[string, string, string]> = [
-    ['PUT', '/prompt', 'GET, HEAD, POST'],
-    ['DELETE', '/api/history', 'GET, HEAD, POST'],
-    ['PATCH', '/api/history/abc', 'GET, HEAD'],
+    ['PUT', '/prompt', 'GET,HEAD,POST'],
+    ['DELETE', '/api/history', 'GET,HEAD,POST'],
+    ['PATCH', '/api/history/abc', 'GET,HEAD'],
     ['GET', '/interrupt', 'POST'],
     ['HEAD', '/api/interrupt', 'POST'],
-    ['POST', '/view', 'GET, HEAD'],
-    ['PUT', '/api/queue', 'GET, HEAD, POST'],
-    ['POST', '/object_info/KSampler', 'GET, HEAD'],
-    ['POST', '/ws', 'GET, HEAD']
+    ['POST', '/view', 'GET,HEAD'],
+    ['PUT', '/api/queue', 'GET,HEAD,POST'],
+    ['POST', '/object_info/KSampler', 'GET,HEAD'],
+    ['POST', '/ws', 'GET,HEAD']
   ]
   for (const [method, path, allow] of cases) {
     const response = await fetch(`${stack.url}${path}`, { method, body: method === 'GET' || method === 'HEAD' ? undefined : '{}' })
