@@ -69,7 +69,8 @@ export function cloudJobsQuery (query: JobsQuery, offset: number, limit: number)
     workflow_id: query.workflowId,
     sort_by: query.sortBy,
     sort_order: query.sortOrder,
-    offset,
+    // Python's int() has no ceiling; past the largest exact number every page is empty anyway.
+    offset: Math.min(offset, Number.MAX_SAFE_INTEGER),
     limit
   }
 }

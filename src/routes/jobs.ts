@@ -43,7 +43,7 @@ const jobsRoutes: FastifyPluginAsync = async (fastify) => {
       throw error
     }
     // No limit means every job (local); the cloud pages at most 1000, and HISTORY_MAX_ENTRIES bounds the walk.
-    const wanted = query.limit ?? fastify.config.historyMaxEntries
+    const wanted = Math.min(query.limit ?? Number.POSITIVE_INFINITY, fastify.config.historyMaxEntries)
     const jobs: Json[] = []
     let total = 0
     for (;;) {

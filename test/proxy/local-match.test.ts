@@ -232,3 +232,18 @@ t.test('/api/jobs answers in local\'s shape: priority, outputs_count, pagination
   t.same((await postJson(`${stack.url}/api/jobs/cancel`, { job_ids: 'running' })).body, { error: 'job_ids must be a list' })
   t.equal(sim.jobs(stack.key).find(job => job.id === stack.app.promptIds.toCloud('running'))?.status, 'cancelled')
 })
+
+t.test('regression: a huge /api/jobs offset or limit was a 502 (the cloud refused it) or a walk through the whole history', async t => {
+  const stack = await startStack(t, { historyMaxEntries: 5 })
+  await postJson(`${stack.url}/prompt`, { prompt: defaultGraph(1) })
+  const sim = stack.simulator.app.simulator
+  sim.requests.length = 0
+  const far = await getJson(`${stack.url}/api/jobs?offset=9007199254740993&limit=2`)
+  t.equal(far.status, 200)
+  t.same(far.body.jobs, [])
+  t.equal(far.body.pagination.total, 1)
+  const huge = await getJson(`${stack.url}/api/jobs?limit=99999999999999999999`)
+  t.equal(huge.status, 200)
+  t.equal(huge.body.jobs.length, 1)
+  t.equal(sim.requests.length, 2, 'one cloud page each, bounded by HISTORY_MAX_ENTRIES')
+})
