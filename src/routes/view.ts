@@ -13,7 +13,7 @@ import { Agent, request as undiciRequest, type Dispatcher } from 'undici'
 import { upstreamStatusError } from '../cloud/client.js'
 import { ProxyError } from '../errors.js'
 import { withoutToken } from '../auth.js'
-import { contentDisposition, encodePreview, parseViewQuery, safeContentType, type ViewRequest } from '../compat/view.js'
+import { contentDisposition, encodePreview, parseViewQuery, safeContentType, type Preview, type ViewRequest } from '../compat/view.js'
 
 const PASSED_HEADERS = ['content-length', 'content-range', 'etag', 'last-modified']
 /** What makes a storage read partial or conditional; none of it is a credential. */
@@ -55,8 +55,7 @@ async function readLimited (body: Dispatcher.ResponseData['body'], limit: number
   return Buffer.concat(chunks)
 }
 
-async function sendPreview (reply: FastifyReply, view: ViewRequest, response: Dispatcher.ResponseData): Promise<FastifyReply> {
-  const preview = view.preview!
+async function sendPreview (reply: FastifyReply, view: ViewRequest, preview: Preview, response: Dispatcher.ResponseData): Promise<FastifyReply> {
   const bytes = await readLimited(response.body, MAX_PREVIEW_SOURCE)
   let encoded: Buffer
   try {
@@ -79,7 +78,7 @@ const viewRoutes: FastifyPluginAsync = async (fastify) => {
     const parsed = parseViewQuery(new URLSearchParams(withoutToken(search)))
     if ('status' in parsed) throw new ProxyError(parsed.status, parsed.status === 404 ? 'not_found' : 'invalid_query', parsed.message)
     const response = await cloud.stream(`/api/view?${parsed.cloudQuery.toString()}`, '/api/view')
-    if (response.statusCode === 200) return parsed.preview === undefined ? sendFile(request, reply, parsed, response, false) : await sendPreview(reply, parsed, response)
+    if (response.statusCode === 200) return parsed.preview === undefined ? sendFile(request, reply, parsed, response, false) : await sendPreview(reply, parsed, parsed.preview, response)
     const location = response.headers.location
     if (REDIRECTS.has(response.statusCode) && typeof location === 'string') {
       await response.body.dump()
@@ -107,7 +106,7 @@ const viewRoutes: FastifyPluginAsync = async (fastify) => {
       } catch {
         throw new ProxyError(502, 'storage_unreachable', 'The file storage cannot be reached', 'GET (signed storage URL)')
       }
-      if (file.statusCode === 200 && parsed.preview !== undefined) return await sendPreview(reply, parsed, file)
+      if (file.statusCode === 200 && parsed.preview !== undefined) return await sendPreview(reply, parsed, parsed.preview, file)
       if (FILE_STATUSES.has(file.statusCode)) return sendFile(request, reply, parsed, file, true)
       await file.body.dump()
       throw new ProxyError(file.statusCode === 404 ? 404 : 502, 'storage_error', `The file storage answered ${file.statusCode}`)
