@@ -92,8 +92,10 @@ export function safeContentType (type: string | undefined): string {
   return bare === '' || ACTIVE_TYPES.has(bare) ? 'application/octet-stream' : (type as string)
 }
 
-// Every preview decodes a new buffer: libvips' operation cache would only hold memory.
+// Every preview decodes a new buffer: libvips' operation cache would only hold memory. One thread per
+// image: the route runs one encode per core at most, and fewer libvips threads keep the process smaller.
 sharp.cache(false)
+sharp.concurrency(1)
 
 /** The file re-encoded as local's preview= answers it (Pillow there, sharp here). */
 export async function encodePreview (bytes: Buffer, { format, quality, rgb }: Preview): Promise<Buffer> {

@@ -13,6 +13,8 @@ import { Agent, request as undiciRequest, type Dispatcher } from 'undici'
 import { upstreamStatusError } from '../cloud/client.js'
 import { ProxyError } from '../errors.js'
 import { withoutToken } from '../auth.js'
+import { availableParallelism } from 'node:os'
+import { Limiter } from '../concurrency.js'
 import { contentDisposition, encodePreview, parseViewQuery, safeContentType, type Preview, type ViewRequest } from '../compat/view.js'
 
 const PASSED_HEADERS = ['content-length', 'content-range', 'etag', 'last-modified']
@@ -22,6 +24,8 @@ const FILE_STATUSES = new Set([200, 206, 304, 416])
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 /** Largest file a preview is made of; it is decoded in memory. */
 const MAX_PREVIEW_SOURCE = 64 * 1024 * 1024
+/** Encoding is CPU work on the event loop's process: one preview per core at a time, the rest wait. */
+const encoding = new Limiter(Math.max(availableParallelism(), 1))
 
 function sendFile (request: FastifyRequest, reply: FastifyReply, view: ViewRequest, response: Dispatcher.ResponseData, fromStorage: boolean): FastifyReply {
   for (const name of PASSED_HEADERS) {
@@ -59,7 +63,7 @@ async function sendPreview (reply: FastifyReply, view: ViewRequest, preview: Pre
   const bytes = await readLimited(response.body, MAX_PREVIEW_SOURCE)
   let encoded: Buffer
   try {
-    encoded = await encodePreview(bytes, preview)
+    encoded = await encoding.run(async () => await encodePreview(bytes, preview))
   } catch {
     // Local crashes here (500); the file is simply not an image it can preview.
     throw new ProxyError(400, 'invalid_image', 'The file is not an image that can be previewed')
