@@ -79,6 +79,7 @@ const jobsRoutes: FastifyPluginAsync = async (fastify) => {
       return { cancelled: await cancelOne(fastify, request.params.id) }
     } finally {
       fastify.cache.changed()
+      fastify.jobs.changed()
     }
   })
 
@@ -95,6 +96,7 @@ const jobsRoutes: FastifyPluginAsync = async (fastify) => {
       return { cancelled: cancelled.includes(true) }
     } finally {
       fastify.cache.changed()
+      fastify.jobs.changed()
     }
   })
 }
