@@ -8,7 +8,9 @@ import { timingSafeEqual, createHash, createHmac } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { errorBody } from './errors.js'
 
+/** The probes stay open for GET and HEAD only; other methods on them are the proxy's own 405 (issue 14 rule 3). */
 const OPEN_PATHS = new Set(['/healthz', '/readyz'])
+const OPEN_METHODS = new Set(['GET', 'HEAD'])
 
 function digest (value: string): Buffer {
   return createHash('sha256').update(value).digest()
@@ -24,13 +26,21 @@ export function presentedToken (authorization: string | undefined, url: string):
   return new URLSearchParams(url.slice(query + 1)).get('token') ?? undefined
 }
 
-/** The query string without a `token` parameter, for anything sent on to the cloud. */
+/** Whether a raw query parameter name means `token` once decoded (`%74oken` does; issue 14 rule 7). */
+export function isTokenName (rawName: string): boolean {
+  let name = rawName.replace(/\+/g, ' ')
+  try { name = decodeURIComponent(name) } catch {}
+  return name.trim().toLowerCase() === 'token'
+}
+
+/** The query string without any `token` parameter, for anything sent on to the cloud; other parameters keep their bytes. */
 export function withoutToken (search: string): string {
-  if (!/(^|[?&])token=/.test(search)) return search
-  const params = new URLSearchParams(search.startsWith('?') ? search.slice(1) : search)
-  params.delete('token')
-  const rest = params.toString()
-  return search.startsWith('?') ? (rest === '' ? '' : `?${rest}`) : rest
+  const leading = search.startsWith('?') ? '?' : ''
+  const pairs = search.slice(leading.length).split('&')
+  const kept = pairs.filter(pair => !isTokenName(pair.split('=', 1)[0]))
+  if (kept.length === pairs.length) return search
+  const rest = kept.filter(pair => pair !== '').join('&')
+  return rest === '' ? '' : `${leading}${rest}`
 }
 
 /**
@@ -63,7 +73,7 @@ export function requireToken (fastify: FastifyInstance, token: string): void {
   const expected = digest(token)
   const matches = (presented: string | undefined): boolean => presented !== undefined && timingSafeEqual(digest(presented), expected)
   fastify.addHook('onRequest', async (request, reply) => {
-    if (OPEN_PATHS.has(request.url.split('?')[0])) return
+    if (OPEN_METHODS.has(request.method) && OPEN_PATHS.has(request.url.split('?')[0])) return
     // CORS preflights carry no credentials by design; @fastify/cors answers them.
     if (request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined) return
     const cookie = tokenCookie(token, request.headers.host)

@@ -5,25 +5,20 @@
  */
 import type { LoggerOptions } from 'pino'
 import type { FastifyRequest } from 'fastify'
+import { isTokenName } from './auth.js'
+import { REDACTED, SecretScrubber } from './secrets.js'
 
-export const REDACTED = '[REDACTED]'
+export { REDACTED }
 
+/** Replaces every form of each secret in a log line (see secrets.ts). */
 export function scrubber (secrets: string[]): (line: string) => string {
-  const present = secrets.filter(secret => secret.length > 0)
-  if (present.length === 0) return line => line
-  // A secret may reach a line raw, JSON-escaped or URL-encoded.
-  const forms = new Set(present.flatMap(secret => [secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret)]))
-  const pattern = new RegExp([...forms].sort((a, b) => b.length - a.length).map(escapeRegExp).join('|'), 'g')
-  return line => line.replace(pattern, REDACTED)
+  const secretScrubber = new SecretScrubber(secrets)
+  return line => secretScrubber.text(line)
 }
 
-function escapeRegExp (text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-}
-
-/** The request URL as logged: query values named token are hidden. */
+/** The request URL as logged: values of query parameters named token (however the name is encoded) are hidden. */
 export function safeUrl (url: string): string {
-  return url.replace(/([?&]token=)[^&]*/gi, `$1${REDACTED}`)
+  return url.replace(/([?&])([^&=#]*)=([^&#]*)/g, (pair, separator: string, name: string) => isTokenName(name) ? `${separator}${name}=${REDACTED}` : pair)
 }
 
 export function loggerOptions (level: string, secrets: string[]): LoggerOptions {
