@@ -22,6 +22,9 @@ import { Metrics } from './metrics.js'
 import { errorBody, ProxyError, sendLocalNotFound } from './errors.js'
 import { loggerOptions } from './logger.js'
 import { requireToken } from './auth.js'
+import { corsOriginAllows, guard } from './guard.js'
+import { SecretScrubber } from './secrets.js'
+import { scrubAnswers } from './scrub.js'
 import { lenientJsonBodies } from './body.js'
 import healthRoutes from './routes/health.js'
 import historyRoutes from './routes/history.js'
@@ -60,6 +63,8 @@ declare module 'fastify' {
     settings: SettingsStore
     promptIds: PromptIdMap
     metrics: Metrics
+    /** finds the server key and PROXY_AUTH_TOKEN in anything relayed to a client */
+    secrets: SecretScrubber
   }
   interface FastifyContextConfig {
     /** answer errors as POST /prompt does: {error, node_errors} */
@@ -107,6 +112,7 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     },
     clientErrorHandler: answerMalformedHttp
   })
+  guard(app, config)
   app.addHook('onRequest', async (request, reply) => {
     // Node hands any Upgrade request to the WebSocket server, which would refuse a non-WebSocket one in text/html.
     const upgrade = request.headers.upgrade
@@ -117,6 +123,8 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
   })
   const metrics = new Metrics()
   app.decorate('metrics', metrics)
+  app.decorate('secrets', new SecretScrubber([config.apiKey, config.proxyAuthToken]))
+  scrubAnswers(app, app.secrets)
   app.decorate('config', config)
   app.decorate('cloud', new CloudClient({
     baseUrl: config.cloudUrl,
@@ -149,7 +157,8 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
   })
   if (config.proxyAuthToken !== '') requireToken(app, config.proxyAuthToken)
   if (config.corsOrigin !== '') {
-    void app.register(cors, { origin: config.corsOrigin === '*' ? true : config.corsOrigin.split(',').map(origin => origin.trim()), credentials: false })
+    const allows = corsOriginAllows(config.corsOrigin)
+    void app.register(cors, { origin: (origin, callback) => { callback(null, origin !== undefined && allows(origin)) }, credentials: false })
   }
   app.addHook('onClose', async () => { await app.cloud.close() })
   // close() waits for open connections: once closing, every answer ends its keep-alive connection, or an

@@ -31,6 +31,7 @@ export interface Config {
   corsOrigin: string
   frontendDir: string
   templatesDir: string
+  allowedHosts: string
   bodyLimit: number
   shutdownTimeoutMs: number
   simulatorConcurrency: number
