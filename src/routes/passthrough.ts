@@ -16,6 +16,49 @@ import { withoutToken } from '../auth.js'
 /** Credentials a local client may send that must never reach the cloud (notes §1.2). */
 export const CLIENT_CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'cookie', 'x-comfy-workspace-id', 'proxy-authorization']
 
+/** Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection and are never relayed, either way. */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization']
+
+/**
+ * Client headers are forwarded except credentials, hop-by-hop headers and the forwarding headers
+ * (a deny-list: uploads and content negotiation need the rest). The proxy is the cloud's client, so
+ * a client's claims about where a request came from (X-Forwarded-*, Forwarded, X-Real-IP) are dropped.
+ */
+function isForwardingHeader (name: string): boolean {
+  return name.startsWith('x-forwarded-') || name === 'forwarded' || name === 'x-real-ip'
+}
+
+/** Names a Connection header lists are hop-by-hop too (RFC 9110 §7.6.1). */
+function connectionListed (headers: Record<string, unknown>): string[] {
+  const value = headers.connection
+  return typeof value === 'string' ? value.toLowerCase().split(',').map(name => name.trim()).filter(name => name !== '') : []
+}
+
+export function withoutHopByHop<T extends Record<string, unknown>> (headers: T): T {
+  const out: Record<string, unknown> = { ...headers }
+  for (const name of [...HOP_BY_HOP, ...connectionListed(headers)]) delete out[name]
+  return out as T
+}
+
+/** The cloud's answer headers as relayed: no hop-by-hop headers, and no cookies (client cookies never reach the cloud, so its cookies mean nothing here). */
+export function relayedAnswerHeaders (headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const out = withoutHopByHop(headers)
+  delete out['set-cookie']
+  return out
+}
+
+/** OSS /api/jobs sort names → the cloud's (notes §4.8). */
+const SORT_BY: Record<string, string> = { created_at: 'create_time', execution_duration: 'execution_time' }
+
+export function translateJobsQuery (url: string): string {
+  const [path, query] = url.split('?', 2)
+  if (query === undefined || !/^\/(api\/)?jobs(\/|$)/.test(path)) return url
+  const params = new URLSearchParams(query)
+  const sortBy = params.get('sort_by')
+  if (sortBy !== null && SORT_BY[sortBy.toLowerCase()] !== undefined) params.set('sort_by', SORT_BY[sortBy.toLowerCase()])
+  return `${path}?${params.toString()}`
+}
+
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 interface ErrorReply { log: { warn: (info: object, message: string) => void }, code: (status: number) => { send: (payload: unknown) => unknown } }
@@ -67,8 +110,10 @@ function dropBodyHeaders (reply: RelayReply): void {
   for (const name of ['content-length', 'content-encoding', 'transfer-encoding', 'etag']) reply.removeHeader(name)
 }
 
+/** The proxy's own answer in place of the cloud's: nothing of the cloud's headers, and above all no cookie or redirect. */
 function sendFailure (reply: RelayReply, failure: ProxyError): void {
   dropBodyHeaders(reply)
+  for (const name of ['set-cookie', 'location', 'content-disposition', 'refresh', 'link']) reply.removeHeader(name)
   void reply.code(failure.statusCode).type('application/json; charset=utf-8').send({ error: failure.toLocal() })
 }
 
@@ -127,8 +172,9 @@ const relayOrWrap5xx = (cloud: CloudClient) => (request: { url: string }, reply:
 const passthroughRoutes: FastifyPluginAsync = async (fastify) => {
   const { cloud } = fastify
   const rewriteRequestHeaders = (_request: unknown, headers: IncomingHttpHeaders): IncomingHttpHeaders => {
-    const out: IncomingHttpHeaders = { ...headers }
+    const out: IncomingHttpHeaders = withoutHopByHop(headers)
     for (const name of CLIENT_CREDENTIAL_HEADERS) delete out[name]
+    for (const name of Object.keys(out)) if (isForwardingHeader(name)) delete out[name]
     return { ...out, ...cloud.authHeaders() }
   }
   // A dead cloud gets fast 503s here too (the translated routes go through the cloud client's breaker).
@@ -165,6 +211,7 @@ const passthroughRoutes: FastifyPluginAsync = async (fastify) => {
           return query.startsWith('?') ? query.slice(1) : query
         },
         rewriteRequestHeaders,
+        rewriteHeaders: relayedAnswerHeaders,
         onError: replyFromError,
         onResponse: relayOrWrap5xx(cloud),
         // Reads may be retried once after a dropped socket; a write never is.

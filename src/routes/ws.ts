@@ -52,7 +52,7 @@ function promptIdOf (frame: unknown): string | undefined {
 }
 
 const wsRoutes: FastifyPluginAsync = async (fastify) => {
-  const { cloud, submissions, promptIds } = fastify
+  const { cloud, submissions, promptIds, secrets } = fastify
   const upstreamBase = new URL('/ws', cloud.origin)
   upstreamBase.protocol = upstreamBase.protocol === 'https:' ? 'wss:' : 'ws:'
 
@@ -105,16 +105,17 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
     const deliver = (data: RawData, isBinary: boolean): void => {
       if (socket.readyState !== WebSocket.OPEN) return
       if (isBinary) {
-        socket.send(renamePromptInBinary(asBuffer(data), id => promptIds.toClient(id)), { binary: true })
+        socket.send(secrets.bytes(renamePromptInBinary(asBuffer(data), id => promptIds.toClient(id))), { binary: true })
         return
       }
-      const text = data.toString()
+      // The key is masked wherever a misbehaving cloud might echo it (issue 14 rule 8).
+      const text = secrets.text(data.toString(), 'mask')
       let frame: { type?: string, data?: Record<string, unknown> } | undefined
       try { frame = JSON.parse(text) } catch { frame = undefined }
       if (!sidRewritten && frame?.type === 'status' && typeof frame.data?.sid === 'string') {
         sidRewritten = true
         frame.data.sid = clientId
-        socket.send(JSON.stringify(frame))
+        socket.send(secrets.text(JSON.stringify(frame), 'mask'))
         return
       }
       const promptId = promptIdOf(frame)
@@ -163,7 +164,7 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
       if (socket.readyState === WebSocket.OPEN) socket.close(BAD_GATEWAY, 'Comfy Cloud connection failed')
     })
     upstream.on('close', (code, reason) => {
-      if (socket.readyState === WebSocket.OPEN) socket.close(clientCloseCode(code), reason.length > 0 ? reason.toString().slice(0, 120) : 'Comfy Cloud closed the connection')
+      if (socket.readyState === WebSocket.OPEN) socket.close(clientCloseCode(code), reason.length > 0 ? secrets.text(reason.toString(), 'mask').slice(0, 120) : 'Comfy Cloud closed the connection')
     })
     socket.on('close', () => {
       if (upstream.readyState === WebSocket.OPEN) upstream.close(1000)
