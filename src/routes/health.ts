@@ -1,8 +1,16 @@
-/** The proxy's own routes: /healthz never calls the cloud; /readyz checks the cloud accepts the key (cached briefly); /metrics. */
+/**
+ * The proxy's own routes: /healthz never calls the cloud; /readyz checks the cloud accepts the key,
+ * its outcome (failures too) cached briefly so probes cannot multiply cloud calls; /metrics.
+ * They are the proxy's under every method: only GET and HEAD answer, others are a 405 here and are
+ * never passed through to the cloud (issue 14 rule 3).
+ */
 import type { FastifyPluginAsync } from 'fastify'
 import { ProxyError } from '../errors.js'
 
 const READY_TTL_MS = 5_000
+const OWN_PATHS = ['/healthz', '/readyz', '/metrics']
+
+interface ReadyProbe { expires: number, failure: Promise<ProxyError | undefined> }
 
 const healthRoutes: FastifyPluginAsync = async (fastify) => {
   fastify.get('/healthz', async () => ({ status: 'ok' }))
@@ -11,15 +19,36 @@ const healthRoutes: FastifyPluginAsync = async (fastify) => {
     return await reply.type(fastify.metrics.registry.contentType).send(await fastify.metrics.registry.metrics())
   })
 
-  fastify.get('/readyz', async (_request, reply) => {
-    try {
-      await fastify.cache.shared('readyz', async () => await fastify.cloud.call({ method: 'GET', path: '/api/prompt', schema: 'PromptInfo' }), READY_TTL_MS)
-      return { status: 'ready' }
-    } catch (err) {
-      const failure = err instanceof ProxyError ? err : new ProxyError(503, 'not_ready', 'Comfy Cloud is not reachable')
-      return await reply.code(503).send({ status: 'not ready', error: failure.toLocal() })
+  let probe: ReadyProbe | undefined
+  const readiness = async (): Promise<ProxyError | undefined> => {
+    if (probe !== undefined && probe.expires > Date.now()) return await probe.failure
+    const current: ReadyProbe = {
+      expires: Number.POSITIVE_INFINITY,
+      failure: fastify.cloud.call({ method: 'GET', path: '/api/prompt', schema: 'PromptInfo' }).then(
+        () => undefined,
+        (err: unknown) => err instanceof ProxyError ? err : new ProxyError(503, 'not_ready', 'Comfy Cloud is not reachable'))
     }
+    probe = current
+    const failure = await current.failure
+    current.expires = Date.now() + READY_TTL_MS
+    return failure
+  }
+
+  fastify.get('/readyz', async (_request, reply) => {
+    const failure = await readiness()
+    if (failure === undefined) return { status: 'ready' }
+    return await reply.code(503).headers(failure.headers).send({ status: 'not ready', error: failure.toLocal() })
   })
+
+  for (const url of OWN_PATHS) {
+    fastify.route({
+      method: ['POST', 'PUT', 'PATCH', 'DELETE'],
+      url,
+      handler: async (request) => {
+        throw new ProxyError(405, 'method_not_allowed', `${request.method} is not allowed on ${url}`, '', {}, { allow: 'GET, HEAD' })
+      }
+    })
+  }
 }
 
 export default healthRoutes
