@@ -25,6 +25,7 @@ import { requireToken } from './auth.js'
 import { corsOriginAllows, guard } from './guard.js'
 import { SecretScrubber } from './secrets.js'
 import { scrubAnswers } from './scrub.js'
+import { bodyProgressTimeout, serverTimeouts } from './timeouts.js'
 import { lenientJsonBodies } from './body.js'
 import healthRoutes from './routes/health.js'
 import historyRoutes from './routes/history.js'
@@ -76,12 +77,12 @@ const translatedRoutes: FastifyPluginAsync = async (fastify) => {
   lenientJsonBodies(fastify)
   const sealRoutes = answerWrongMethods(fastify)
   await fastify.register(viewRoutes)
+  await fastify.register(wsRoutes)
   for (const prefix of ['', '/api']) {
     await fastify.register(historyRoutes, { prefix })
     await fastify.register(promptRoutes, { prefix })
     await fastify.register(queueRoutes, { prefix })
     await fastify.register(objectInfoRoutes, { prefix })
-    await fastify.register(wsRoutes, { prefix })
     await fastify.register(settingsRoutes, { prefix })
     await fastify.register(frontendApiRoutes, { prefix })
     await fastify.register(jobsRoutes, { prefix })
@@ -95,6 +96,7 @@ export interface BuildOptions {
 }
 
 export function buildApp (config: Config, options: BuildOptions = {}): FastifyInstance {
+  const timeouts = serverTimeouts(config.headersTimeoutMs)
   const logger = pino(loggerOptions(config.logLevel, [config.apiKey, config.proxyAuthToken]), options.logStream ?? process.stdout)
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -104,8 +106,9 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     return503OnClosing: true,
     // Ids longer than the router's default 100 characters must still reach /history/:id (local answers {}).
     routerOptions: { maxParamLength: 16_384 },
+    requestTimeout: timeouts.requestTimeout,
     // Local ComfyUI (aiohttp) accepts HTTP/1.1 without Host; Node would answer a bare 400.
-    http: { requireHostHeader: false },
+    http: { requireHostHeader: false, ...timeouts.http },
     // A path that cannot be decoded: the local envelope rather than Fastify's own body.
     frameworkErrors: (error: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
       void reply.code(400).send(errorBody('bad_request', error.message))
@@ -113,6 +116,7 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     clientErrorHandler: answerMalformedHttp
   })
   guard(app, config)
+  bodyProgressTimeout(app, config.bodyTimeoutMs)
   app.addHook('onRequest', async (request, reply) => {
     // Node hands any Upgrade request to the WebSocket server, which would refuse a non-WebSocket one in text/html.
     const upgrade = request.headers.upgrade
@@ -131,6 +135,8 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     apiKey: config.apiKey,
     timeoutMs: config.cloudTimeoutMs,
     connections: config.cloudConnections,
+    streamingConnections: config.cloudStreamConnections,
+    maxJsonBytes: config.cloudMaxJsonBytes,
     retries: config.cloudRetries,
     logger: app.log,
     breaker: new CircuitBreaker(config.breakerThreshold, config.breakerCooldownMs),
@@ -192,10 +198,15 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
   // Unknown routes answer exactly like local (issue 15 rule 3): clients that parse a JSON 404 misread it.
   app.setNotFoundHandler(async (_request, reply) => await sendLocalNotFound(reply))
 
-  void app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } })
+  // Local ComfyUI (aiohttp) accepts client frames up to 4 MiB (its max_msg_size); a larger one is a 1009 close.
+  void app.register(websocket, { options: { maxPayload: 4 * 1024 * 1024 } })
   // Open WebSockets would keep close() waiting: tell them the server is going away (1001).
   app.addHook('preClose', async () => {
-    for (const client of app.websocketServer?.clients ?? []) client.close(1001, 'Server shutting down')
+    for (const client of app.websocketServer?.clients ?? []) {
+      // A socket paused for backpressure must read again to see the client's answer to the close.
+      client.resume()
+      client.close(1001, 'Server shutting down')
+    }
   })
   void app.register(healthRoutes)
   void app.register(translatedRoutes)

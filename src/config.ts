@@ -18,6 +18,8 @@ export interface Config {
   historyMaxEntries: number
   cloudTimeoutMs: number
   cloudConnections: number
+  cloudStreamConnections: number
+  cloudMaxJsonBytes: number
   cloudRetries: number
   cloudMaxRps: number
   cacheMaxEntries: number
@@ -32,7 +34,12 @@ export interface Config {
   frontendDir: string
   templatesDir: string
   allowedHosts: string
+  wsMaxConnections: number
+  wsMaxConnectionsPerAddress: number
+  healthMaxEventLoopDelayMs: number
   bodyLimit: number
+  headersTimeoutMs: number
+  bodyTimeoutMs: number
   shutdownTimeoutMs: number
   simulatorConcurrency: number
   simulatorStepMs: number

@@ -11,6 +11,7 @@ import { cloudValidator, describeSchemaError, type CloudSchemaName } from './sch
 import { CircuitBreaker } from './breaker.js'
 import { accountRefusal, accountRefusalError } from './refusals.js'
 import { CloudBudget, MAX_PAUSE_MS, type Priority } from './budget.js'
+import { Gate, GateTimeoutError } from './gate.js'
 
 /** Told of every cloud call, for /metrics. */
 export interface CloudObserver {
@@ -26,6 +27,10 @@ export interface CloudClientOptions {
   timeoutMs: number
   connections: number
   retries: number
+  /** connections of the second pool, for answers streamed to clients (pass-through, /view); default: connections */
+  streamingConnections?: number
+  /** largest JSON answer read into memory (CLOUD_MAX_JSON_BYTES); beyond it a 502 */
+  maxJsonBytes?: number
   logger: FastifyBaseLogger
   breaker?: CircuitBreaker
   observer?: CloudObserver
@@ -81,11 +86,22 @@ export function isRateLimit (status: number, body: unknown): boolean {
   return typeof error?.type !== 'string'
 }
 
+/** An undici pool and its connections as slots: a call waits for a slot at most until its own timeout. */
+export interface GatedPool { pool: Pool, gate: Gate }
+
+/**
+ * Two pools to the one origin (issue 14 rule 2): JSON calls of the translated routes, which are
+ * short, and streams a client paces (pass-through bodies and uploads, /view files), so that slow
+ * clients can hold at most the streaming pool and translated routes always get a connection.
+ */
 export class CloudClient {
   readonly pool: Pool
+  readonly gate: Gate
+  readonly streaming: GatedPool
   readonly origin: string
   readonly apiKey: string
-  private readonly timeoutMs: number
+  readonly timeoutMs: number
+  private readonly maxJsonBytes: number
   private readonly retries: number
   private readonly log: FastifyBaseLogger
   readonly breaker: CircuitBreaker
@@ -97,13 +113,14 @@ export class CloudClient {
     this.origin = new URL(options.baseUrl).origin
     this.apiKey = options.apiKey
     this.timeoutMs = options.timeoutMs
+    this.maxJsonBytes = options.maxJsonBytes ?? Number.POSITIVE_INFINITY
     this.retries = options.retries
     this.log = options.logger
     this.breaker = options.breaker ?? new CircuitBreaker(Number.POSITIVE_INFINITY, 0)
     this.observer = options.observer ?? noObserver
     this.budget = options.budget ?? new CloudBudget(Number.POSITIVE_INFINITY)
-    this.pool = new Pool(this.origin, {
-      connections: options.connections,
+    const pool = (connections: number): Pool => new Pool(this.origin, {
+      connections,
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
       connectTimeout: Math.min(options.timeoutMs, 10_000),
@@ -111,6 +128,10 @@ export class CloudClient {
       // TLS certificates are verified (undici's default); stated so that nobody turns it off quietly.
       connect: { rejectUnauthorized: true }
     })
+    this.pool = pool(options.connections)
+    const streamingConnections = options.streamingConnections ?? options.connections
+    this.streaming = { pool: pool(streamingConnections), gate: new Gate(streamingConnections) }
+    this.gate = new Gate(options.connections)
   }
 
   /** Headers for any request to the cloud: the server's key, never a client's credentials. */
@@ -130,7 +151,7 @@ export class CloudClient {
       try {
         response = await this.once<T>(call)
       } catch (err) {
-        if (retriesLeft > 0 && err instanceof ProxyError && err.type !== 'cloud_bad_response' && err.type !== 'cloud_circuit_open') {
+        if (retriesLeft > 0 && err instanceof ProxyError && !['cloud_bad_response', 'cloud_circuit_open', 'cloud_response_too_large'].includes(err.type)) {
           await sleep(backoff(attempt))
           continue
         }
@@ -171,25 +192,50 @@ export class CloudClient {
     return await this.accountProbe
   }
 
-  /** A GET whose body is streamed to the client as it arrives (files); redirects are not followed. */
+  /**
+   * A GET whose body is streamed to the client as it arrives (files); redirects are not followed.
+   * The wait for a connection and for the headers is bounded by CLOUD_TIMEOUT_MS; the body then by
+   * undici's bodyTimeout. The connection's slot is given back once the body is read or dropped.
+   */
   async stream (path: string, route: string): Promise<Dispatcher.ResponseData> {
     const call = { method: 'GET' as const, path: path.split('?')[0], route }
+    const deadline = performance.now() + this.timeoutMs
     await this.budget.acquire('read', this.timeoutMs)
-    const started = this.admit(call)
+    const release = await this.slot(this.streaming.gate, call, deadline)
+    const started = this.admit(call, release)
+    const abort = new AbortController()
+    const timer = setTimeout(() => { abort.abort(new undiciErrors.HeadersTimeoutError()) }, Math.max(1, deadline - performance.now()))
     try {
-      const response = await this.pool.request({ method: 'GET', path, headers: this.authHeaders() })
+      const response = await this.streaming.pool.request({ method: 'GET', path, headers: this.authHeaders(), signal: abort.signal })
+      clearTimeout(timer)
       this.settle(call, started, response.statusCode)
       if (response.statusCode === 429) this.budget.pause(retryAfterMs(response.headers['retry-after']))
+      response.body.once('close', release)
       return response
     } catch (err) {
+      clearTimeout(timer)
+      release()
       this.settle(call, started, 'error')
       throw this.transportError(call, err)
     }
   }
 
-  /** Fails fast while the circuit is open; returns the start time of the call. */
-  admit (call: Pick<CloudCall, 'method' | 'path' | 'route'>): number {
+  /** Waits for a free connection until the deadline; a wait that runs out is a 504 like any cloud timeout. */
+  async slot (gate: Gate, call: { method: string, path: string, route?: string }, deadline: number, signal?: AbortSignal): Promise<() => void> {
+    try {
+      return await gate.acquire(deadline - performance.now(), signal)
+    } catch (err) {
+      if (!(err instanceof GateTimeoutError)) throw err
+      this.observer.call(call.method, call.route ?? call.path, 'no_connection', this.timeoutMs / 1000)
+      this.log.warn({ cloud: { method: call.method, path: call.path, waiting: gate.stats.waiting } }, 'no connection to Comfy Cloud came free in time')
+      throw new ProxyError(504, 'cloud_timeout', `No connection to Comfy Cloud came free within ${this.timeoutMs} ms`, `${call.method} ${call.path}`)
+    }
+  }
+
+  /** Fails fast while the circuit is open (giving back the connection slot, if any); returns the start time of the call. */
+  admit (call: Pick<CloudCall, 'method' | 'path' | 'route'>, release?: () => void): number {
     if (!this.breaker.allow()) {
+      release?.()
       this.observer.call(call.method, call.route ?? call.path, 'circuit_open', 0)
       throw new ProxyError(503, 'cloud_circuit_open', 'Comfy Cloud is failing; the proxy is not calling it for a moment', `${call.method} ${call.path}`, {},
         { 'retry-after': String(this.breaker.retryAfterSeconds()) })
@@ -216,8 +262,10 @@ export class CloudClient {
       }
       headers['content-type'] = 'application/json'
     }
+    const deadline = performance.now() + this.timeoutMs
+    const release = await this.slot(this.gate, call, deadline)
     // Admitted only once nothing can fail before settle(): an unsettled half-open trial would keep the circuit shut.
-    const started = this.admit(call)
+    const started = this.admit(call, release)
     let status: number
     let responseHeaders: CloudResponse['headers']
     let text: string
@@ -227,14 +275,16 @@ export class CloudClient {
         path: call.path + queryString(call.query),
         headers,
         body,
-        signal: AbortSignal.timeout(this.timeoutMs)
+        signal: AbortSignal.timeout(Math.max(1, Math.ceil(deadline - performance.now())))
       })
       status = res.statusCode
       responseHeaders = res.headers
-      text = await res.body.text()
+      text = await this.readCapped(call, res)
     } catch (err) {
       this.settle(call, started, 'error')
-      throw this.transportError(call, err)
+      throw err instanceof ProxyError ? err : this.transportError(call, err)
+    } finally {
+      release()
     }
     this.settle(call, started, status)
     this.log.debug({ cloud: { method: call.method, path: call.path, status, ms: Math.round(performance.now() - started) } }, 'cloud call')
@@ -251,6 +301,24 @@ export class CloudClient {
       }
     }
     return { status, headers: responseHeaders, body: parsed as T }
+  }
+
+  /** The answer's text, refused past CLOUD_MAX_JSON_BYTES without reading the rest (issue 14 rule 11). */
+  private async readCapped (call: CloudCall, res: Dispatcher.ResponseData): Promise<string> {
+    const tooLarge = (): ProxyError => {
+      res.body.destroy()
+      this.log.warn({ cloud: { method: call.method, path: call.path, limit: this.maxJsonBytes } }, 'cloud answer larger than CLOUD_MAX_JSON_BYTES')
+      return new ProxyError(502, 'cloud_response_too_large', `Comfy Cloud answered more than CLOUD_MAX_JSON_BYTES (${this.maxJsonBytes} bytes)`, `${call.method} ${call.path}`)
+    }
+    if (Number(res.headers['content-length'] ?? 0) > this.maxJsonBytes) throw tooLarge()
+    const chunks: Buffer[] = []
+    let bytes = 0
+    for await (const chunk of res.body) {
+      bytes += (chunk as Buffer).length
+      if (bytes > this.maxJsonBytes) throw tooLarge()
+      chunks.push(chunk as Buffer)
+    }
+    return Buffer.concat(chunks).toString('utf8')
   }
 
   private check<T> (call: CloudCall, response: CloudResponse<T>): CloudResponse<T> {
@@ -287,7 +355,7 @@ export class CloudClient {
 
   async close (): Promise<void> {
     this.budget.close()
-    await this.pool.close()
+    await Promise.all([this.pool.close(), this.streaming.pool.close()])
   }
 }
 

@@ -1,11 +1,14 @@
 /**
- * The proxy's own routes: /healthz never calls the cloud; /readyz checks the cloud accepts the key,
+ * The proxy's own routes: /healthz never calls the cloud, and fails (503) when the event loop was
+ * blocked for long or a pool to the cloud is wedged (callers waited a whole CLOUD_TIMEOUT_MS and no
+ * connection came free); /readyz checks the cloud accepts the key,
  * its outcome (failures too) cached briefly so probes cannot multiply cloud calls; /metrics.
  * They are the proxy's under every method: only GET and HEAD answer, others are a 405 here and are
  * never passed through to the cloud (issue 14 rule 3).
  */
 import type { FastifyPluginAsync } from 'fastify'
 import { ProxyError } from '../errors.js'
+import { EventLoopWatch } from '../event-loop.js'
 
 const READY_TTL_MS = 5_000
 const OWN_PATHS = ['/healthz', '/readyz', '/metrics']
@@ -13,7 +16,22 @@ const OWN_PATHS = ['/healthz', '/readyz', '/metrics']
 interface ReadyProbe { expires: number, failure: Promise<ProxyError | undefined> }
 
 const healthRoutes: FastifyPluginAsync = async (fastify) => {
-  fastify.get('/healthz', async () => ({ status: 'ok' }))
+  const loop = new EventLoopWatch()
+  fastify.addHook('onClose', async () => { loop.stop() })
+  fastify.get('/healthz', async (_request, reply) => {
+    const { cloud, config } = fastify
+    const delayMs = loop.worstDelayMs()
+    const wedgedPools = Object.entries({ translated: cloud.gate, streaming: cloud.streaming.gate })
+      .filter(([, gate]) => gate.wedged(cloud.timeoutMs)).map(([name]) => name)
+    if (delayMs <= config.healthMaxEventLoopDelayMs && wedgedPools.length === 0) return { status: 'ok' }
+    const reason = wedgedPools.length > 0
+      ? `no connection to Comfy Cloud came free for ${cloud.timeoutMs} ms in the ${wedgedPools.join(' and ')} pool`
+      : `the event loop was blocked for ${delayMs} ms`
+    const failure = new ProxyError(503, 'wedged', `The proxy is wedged: ${reason}`, '', {
+      event_loop_delay_ms: delayMs, pools: { translated: cloud.gate.stats, streaming: cloud.streaming.gate.stats }
+    })
+    return await reply.code(503).send({ status: 'wedged', error: failure.toLocal() })
+  })
 
   fastify.get('/metrics', async (_request, reply) => {
     return await reply.type(fastify.metrics.registry.contentType).send(await fastify.metrics.registry.metrics())

@@ -1,8 +1,10 @@
 /**
  * Every local route that is not translated goes to the cloud's /api/<route> with
  * @fastify/http-proxy (design §2): `/route` and `/api/route` alike. The server key is injected,
- * client credentials are stripped, bodies (multipart uploads included) are streamed, and the
- * shared keep-alive pool of the cloud client (TLS verified) carries the requests.
+ * client credentials are stripped, bodies (multipart uploads included) are streamed, and the cloud
+ * client's streaming pool (TLS verified) carries the requests: a client that paces a stream, such as
+ * a stalled upload, holds a connection of that pool only, never one the translated routes need
+ * (issue 14 rule 2). Waiting for one of its connections is bounded by CLOUD_TIMEOUT_MS.
  */
 import type { FastifyPluginAsync } from 'fastify'
 import httpProxy from '@fastify/http-proxy'
@@ -192,6 +194,19 @@ const passthroughRoutes: FastifyPluginAsync = async (fastify) => {
     }
     fastify.metrics.countCall(request)
   })
+  fastify.addHook('preHandler', async (request, reply) => {
+    // A client that goes away while waiting (a stalled upload answered 408) gives up its place in the queue.
+    const gone = new AbortController()
+    const leave = (): void => { gone.abort(new ProxyError(408, 'request_timeout', 'The client went away while waiting for a connection')) }
+    reply.raw.once('close', leave)
+    const release = await cloud.slot(cloud.streaming.gate, { method: request.method, path: '(passed through)', route: 'passthrough' }, performance.now() + cloud.timeoutMs, gone.signal)
+    reply.raw.off('close', leave)
+    if (request.raw.socket?.destroyed !== false) {
+      release()
+      throw new ProxyError(408, 'request_timeout', 'The client went away while waiting for a connection')
+    }
+    reply.raw.once('close', release)
+  })
   for (const prefix of ['/api', '/']) {
     await fastify.register(httpProxy, {
       upstream: cloud.origin,
@@ -202,7 +217,7 @@ const passthroughRoutes: FastifyPluginAsync = async (fastify) => {
       websocket: false,
       // OPTIONS stays with @fastify/cors (local ComfyUI answers no OPTIONS either).
       httpMethods: ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT'],
-      undici: cloud.pool,
+      undici: cloud.streaming.pool,
       replyOptions: {
         queryString: (_search: string | undefined, url: string) => {
           const start = url.indexOf('?')
