@@ -4,6 +4,9 @@
  * the first status frame's sid becomes the client's clientId (notes §2.12), and execution events of
  * prompts this proxy knows another client_id submitted are dropped, because local ComfyUI sends a
  * prompt's events only to its submitter while the cloud sends them to every socket (contract §9).
+ * Bounded both ways (issue 14 rule 4): a side whose peer does not read is paused past BUFFER_HIGH and
+ * the client is closed past BUFFER_CLOSE; client frames are capped at local's 4 MiB (app.ts); sockets
+ * are capped per client address and in total.
  */
 import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
@@ -18,6 +21,38 @@ const TRY_AGAIN_LATER = 1013
 const POLICY_VIOLATION = 1008
 
 const MESSAGE_TOO_BIG = 1009
+/** Bytes queued towards one side before the other side is paused; resumed below BUFFER_LOW. */
+const BUFFER_HIGH = 4 * 1024 * 1024
+const BUFFER_LOW = 1024 * 1024
+/** Bytes queued towards one side at which the client is closed (frames already read when the other side was paused). */
+const BUFFER_CLOSE = 16 * 1024 * 1024
+
+/**
+ * Sends to `target`; when the target does not read, pauses `source` (TCP backpressure then reaches its
+ * peer) and resumes it once the target has drained. `overflow` is called when the target still has not
+ * drained after stallMs, or when queued bytes pass BUFFER_CLOSE (frames read before the pause took effect).
+ */
+function backpressured (source: () => WebSocket, target: WebSocket, stallMs: number, overflow: () => void): (data: RawData | string, binary: boolean) => void {
+  let stalled: NodeJS.Timeout | undefined
+  const drained = (): void => {
+    if (stalled !== undefined && target.bufferedAmount < BUFFER_LOW) {
+      clearTimeout(stalled)
+      stalled = undefined
+      if (source().readyState === WebSocket.OPEN) source().resume()
+    }
+  }
+  target.once('close', () => { clearTimeout(stalled) })
+  return (data, binary) => {
+    target.send(data, { binary }, drained)
+    if (target.bufferedAmount > BUFFER_CLOSE) return overflow()
+    if (stalled === undefined && target.bufferedAmount > BUFFER_HIGH && source().readyState === WebSocket.OPEN) {
+      source().pause()
+      stalled = setTimeout(overflow, stallMs)
+      stalled.unref()
+    }
+  }
+}
+
 /** What a client may send before the cloud socket is open; held in memory until then. */
 const EARLY_LIMIT = 1024 * 1024
 /** Cloud frames held back while a submit is in flight; past this they are delivered unfiltered rather than kept. */
@@ -56,17 +91,40 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
   const upstreamBase = new URL('/ws', cloud.origin)
   upstreamBase.protocol = upstreamBase.protocol === 'https:' ? 'wss:' : 'ws:'
 
-  fastify.route({
+  const { wsMaxConnections, wsMaxConnectionsPerAddress } = fastify.config
+  let openSockets = 0
+  const openByAddress = new Map<string, number>()
+  /** Counts a socket from its handshake until its TCP connection closes; refuses past the caps. */
+  const admit = (request: FastifyRequest): { status: number, message: string } | undefined => {
+    const address = request.ip
+    const fromAddress = openByAddress.get(address) ?? 0
+    if (openSockets >= wsMaxConnections) return { status: 503, message: `This proxy already holds ${wsMaxConnections} WebSockets (WS_MAX_CONNECTIONS)` }
+    if (fromAddress >= wsMaxConnectionsPerAddress) return { status: 429, message: `Too many WebSockets from ${address} (WS_MAX_CONNECTIONS_PER_ADDRESS is ${wsMaxConnectionsPerAddress})` }
+    openSockets++
+    openByAddress.set(address, fromAddress + 1)
+    request.raw.socket.once('close', () => {
+      openSockets--
+      const left = (openByAddress.get(address) ?? 1) - 1
+      if (left === 0) openByAddress.delete(address)
+      else openByAddress.set(address, left)
+    })
+    return undefined
+  }
+
+  for (const url of ['/ws', '/api/ws']) fastify.route({
     method: 'GET',
-    url: '/ws',
+    url,
     // A plain GET: the local envelope rather than an empty 404.
     handler: async (_request, reply) => await reply.code(400).send(errorBody('bad_request', 'This route needs a WebSocket upgrade')),
     // A handshake the ws library would refuse with a text/html 400: refused here, in the envelope.
     preHandler: async (request, reply) => {
-      if (request.headers.upgrade === undefined || validHandshake(request.headers)) return
+      if (request.headers.upgrade === undefined) return
+      const refusal = validHandshake(request.headers) ? admit(request) : { status: 400, message: 'Invalid WebSocket handshake' }
+      if (refusal === undefined) return
       reply.header('connection', 'close')
       reply.raw.once('finish', () => { request.raw.socket?.destroy() })
-      return await reply.code(400).send(errorBody('bad_request', 'Invalid WebSocket handshake'))
+      if (refusal.status !== 400) reply.header('retry-after', '5')
+      return await reply.code(refusal.status).send(errorBody(refusal.status === 400 ? 'bad_request' : 'too_many_websockets', refusal.message))
     },
     wsHandler: relay
   })
@@ -82,10 +140,25 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
     const early: Array<[RawData, boolean]> = []
     let sidRewritten = false
 
+    // A side that stays stalled for CLOUD_TIMEOUT_MS is closed: paused sockets would otherwise live on unnoticed.
+    const stallMs = fastify.config.cloudTimeoutMs
+    const toCloud = backpressured(() => socket, upstream, stallMs, () => {
+      log.warn('Comfy Cloud does not read this client\'s frames: closing')
+      socket.resume()
+      socket.close(TRY_AGAIN_LATER, 'Comfy Cloud is not reading')
+      upstream.terminate()
+    })
+    const toClient = backpressured(() => upstream, socket, stallMs, () => {
+      log.warn('client does not read its frames: closing')
+      socket.close(POLICY_VIOLATION, 'Client is not reading')
+      upstream.terminate()
+      // The close frame queues behind what the client does not read: do not wait for it.
+      setTimeout(() => { socket.terminate() }, 1000).unref()
+    })
     let earlyBytes = 0
     socket.on('message', (data: RawData, isBinary: boolean) => {
       if (upstream.readyState === WebSocket.OPEN) {
-        upstream.send(data, { binary: isBinary })
+        toCloud(data, isBinary)
       } else if (upstream.readyState === WebSocket.CONNECTING) {
         earlyBytes += rawLength(data)
         if (earlyBytes > EARLY_LIMIT) {
@@ -97,7 +170,7 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
       }
     })
     upstream.on('open', () => {
-      for (const [data, isBinary] of early.splice(0)) upstream.send(data, { binary: isBinary })
+      for (const [data, isBinary] of early.splice(0)) toCloud(data, isBinary)
     })
     /** Frames held, in order, while a submit is in flight and a frame names a prompt not yet known. */
     const held: Array<[RawData, boolean]> = []
@@ -105,7 +178,7 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
     const deliver = (data: RawData, isBinary: boolean): void => {
       if (socket.readyState !== WebSocket.OPEN) return
       if (isBinary) {
-        socket.send(secrets.bytes(renamePromptInBinary(asBuffer(data), id => promptIds.toClient(id))), { binary: true })
+        toClient(secrets.bytes(renamePromptInBinary(asBuffer(data), id => promptIds.toClient(id))), true)
         return
       }
       // The key is masked wherever a misbehaving cloud might echo it (issue 14 rule 8).
@@ -115,13 +188,13 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
       if (!sidRewritten && frame?.type === 'status' && typeof frame.data?.sid === 'string') {
         sidRewritten = true
         frame.data.sid = clientId
-        socket.send(secrets.text(JSON.stringify(frame), 'mask'))
+        toClient(secrets.text(JSON.stringify(frame), 'mask'), false)
         return
       }
       const promptId = promptIdOf(frame)
       if (promptId !== undefined && submissions.ownedByAnother(promptId, clientId)) return
       const clientPromptId = promptId === undefined ? undefined : promptIds.toClient(promptId)
-      socket.send(promptId === undefined || clientPromptId === undefined || clientPromptId === promptId ? text : renamePromptInText(text, promptId, clientPromptId))
+      toClient(promptId === undefined || clientPromptId === undefined || clientPromptId === promptId ? text : renamePromptInText(text, promptId, clientPromptId), false)
     }
     const release = (): void => {
       heldBytes = 0
@@ -163,10 +236,13 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
       log.warn({ code: (err as NodeJS.ErrnoException).code ?? err.name }, 'Comfy Cloud WebSocket failed')
       if (socket.readyState === WebSocket.OPEN) socket.close(BAD_GATEWAY, 'Comfy Cloud connection failed')
     })
+    // A paused side must read again to see its peer's close frame (else ws waits 30 s for it).
     upstream.on('close', (code, reason) => {
+      socket.resume()
       if (socket.readyState === WebSocket.OPEN) socket.close(clientCloseCode(code), reason.length > 0 ? secrets.text(reason.toString(), 'mask').slice(0, 120) : 'Comfy Cloud closed the connection')
     })
     socket.on('close', () => {
+      upstream.resume()
       if (upstream.readyState === WebSocket.OPEN) upstream.close(1000)
       else upstream.terminate()
     })
