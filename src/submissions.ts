@@ -2,17 +2,31 @@
  * Prompts submitted through this proxy: who submitted them (client_id) and their extra_data.
  * The WebSocket relay uses the owner to keep one client's execution events from another's socket,
  * as local ComfyUI does (contract §9); /queue uses extra_data, which the cloud queue lacks (notes §4.7).
+ * Memory is bounded in bytes (issue 14 rule 6): extra_data is kept as JSON text, without the keys
+ * local ComfyUI hides, and not at all past EXTRA_DATA_MAX_BYTES (/queue then shows what the cloud
+ * keeps); the whole map holds at most MAX_BYTES, oldest dropped first.
  */
 import { LRUCache } from 'lru-cache'
 import type { Json } from './cloud/types.js'
+import { localExtraData } from './compat/history.js'
 
 export interface Submission {
   clientId: string | undefined
-  extraData: Json
+  extraData: Json | undefined
 }
 
+interface Kept { clientId: string | undefined, extraData: string | undefined }
+
+const MAX_BYTES = 16 * 1024 * 1024
+const EXTRA_DATA_MAX_BYTES = 256 * 1024
+
 export class Submissions {
-  private readonly byId = new LRUCache<string, Submission>({ max: 10_000, ttl: 24 * 3600_000 })
+  private readonly byId = new LRUCache<string, Kept>({
+    max: 10_000,
+    maxSize: MAX_BYTES,
+    sizeCalculation: (kept, id) => 64 + id.length + (kept.clientId?.length ?? 0) + (kept.extraData?.length ?? 0),
+    ttl: 24 * 3600_000
+  })
   private readonly inFlight = new Set<number>()
   private nextTicket = 0
   private waiters: Array<{ pending: Set<number>, callback: () => void }> = []
@@ -51,11 +65,18 @@ export class Submissions {
 
   record (promptId: string, extraData: Json): void {
     const clientId = typeof extraData.client_id === 'string' && extraData.client_id !== '' ? extraData.client_id : undefined
-    this.byId.set(promptId, { clientId, extraData })
+    const text = JSON.stringify(localExtraData(extraData, undefined))
+    this.byId.set(promptId, { clientId, extraData: text.length <= EXTRA_DATA_MAX_BYTES ? text : undefined })
   }
 
   get (promptId: string): Submission | undefined {
-    return this.byId.get(promptId)
+    const kept = this.byId.get(promptId)
+    return kept === undefined ? undefined : { clientId: kept.clientId, extraData: kept.extraData === undefined ? undefined : JSON.parse(kept.extraData) as Json }
+  }
+
+  /** bytes held (approximately: characters of JSON text and ids) */
+  get bytes (): number {
+    return this.byId.calculatedSize
   }
 
   /** true when this proxy knows the prompt was submitted by a different client_id */
