@@ -3,15 +3,15 @@
  * blocked for long or a pool to the cloud is wedged (callers waited a whole CLOUD_TIMEOUT_MS and no
  * connection came free); /readyz checks the cloud accepts the key,
  * its outcome (failures too) cached briefly so probes cannot multiply cloud calls; /metrics.
- * They are the proxy's under every method: only GET and HEAD answer, others are a 405 here and are
+ * They are the proxy's under every method: only GET and HEAD answer, others are local's 405 and are
  * never passed through to the cloud (issue 14 rule 3).
  */
 import type { FastifyPluginAsync } from 'fastify'
 import { ProxyError } from '../errors.js'
 import { EventLoopWatch } from '../event-loop.js'
+import { refuseOtherMethods } from './methods.js'
 
 const READY_TTL_MS = 5_000
-const OWN_PATHS = ['/healthz', '/readyz', '/metrics']
 
 interface ReadyProbe { expires: number, failure: Promise<ProxyError | undefined> }
 
@@ -58,15 +58,7 @@ const healthRoutes: FastifyPluginAsync = async (fastify) => {
     return await reply.code(503).headers(failure.headers).send({ status: 'not ready', error: failure.toLocal() })
   })
 
-  for (const url of OWN_PATHS) {
-    fastify.route({
-      method: ['POST', 'PUT', 'PATCH', 'DELETE'],
-      url,
-      handler: async (request) => {
-        throw new ProxyError(405, 'method_not_allowed', `${request.method} is not allowed on ${url}`, '', {}, { allow: 'GET, HEAD' })
-      }
-    })
-  }
+  for (const url of ['/healthz', '/readyz', '/metrics']) refuseOtherMethods(fastify, url, ['GET'])
 }
 
 export default healthRoutes
