@@ -942,7 +942,7 @@ t.test('3a. hostile clients: stalled uploads, DNS rebinding, cross-origin pages,
       judge.check(`${method} ${path} without the token`, bare, { cls: 'translated', expect: ['401 unauthorized'] })
       if (path !== '/api/healthz') {
         const owned = await driver.send({ method, path, headers: { ...auth, 'content-type': 'application/json' }, body: '{}' })
-        judge.count(`${method} ${path} with the token: ${owned.status} ${owned.text}`, `${method} ${path}`)
+        judge.count(`probe with another method than GET, with the token: ${owned.status} ${owned.text}`, `${method} ${path}`)
         if (owned.status !== 405 || owned.text !== '405: Method Not Allowed') judge.violate('unexpected outcome', `${method} ${path} with the token`, `${owned.status} ${owned.text.slice(0, 80)}`)
       }
     }
