@@ -41,6 +41,8 @@ export interface Config {
   headersTimeoutMs: number
   bodyTimeoutMs: number
   shutdownTimeoutMs: number
+  stateFile: string
+  redisUrl: string
   simulatorConcurrency: number
   simulatorStepMs: number
   objectInfoUserModels: boolean
@@ -123,6 +125,15 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): LoadedConfig 
   if (config.templatesDir !== '') {
     config.templatesDir = resolve(config.templatesDir)
     if (!isDirectory(config.templatesDir)) throw new ConfigError('TEMPLATES_DIR', `must be a folder (got ${JSON.stringify(env.TEMPLATES_DIR)})`)
+  }
+  if (config.redisUrl !== '') {
+    let redis: URL
+    try {
+      redis = new URL(config.redisUrl)
+    } catch {
+      throw new ConfigError('REDIS_URL', 'is not a URL')
+    }
+    if (redis.protocol !== 'redis:' && redis.protocol !== 'rediss:') throw new ConfigError('REDIS_URL', 'must be a redis:// or rediss:// URL')
   }
   return { ...config, useSimulator }
 }

@@ -62,7 +62,9 @@ t.test('invalid configuration stops startup with a message naming the variable',
     [{ SIMULATOR_MAX_JOBS: '0' }, 'SIMULATOR_MAX_JOBS'],
     [{ FRONTEND_DIR: '/nonexistent/frontend' }, 'FRONTEND_DIR'],
     [{ FRONTEND_DIR: fileURLToPath(new URL('fixtures/templates', import.meta.url)) }, 'FRONTEND_DIR'],
-    [{ TEMPLATES_DIR: '/nonexistent/templates' }, 'TEMPLATES_DIR']
+    [{ TEMPLATES_DIR: '/nonexistent/templates' }, 'TEMPLATES_DIR'],
+    [{ REDIS_URL: 'not a url' }, 'REDIS_URL'],
+    [{ REDIS_URL: 'http://127.0.0.1:6379' }, 'REDIS_URL']
   ]
   for (const [env, variable] of cases) {
     const error = t.throws(() => loadConfig(env), JSON.stringify(env)) as ConfigError

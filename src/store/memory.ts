@@ -1,0 +1,26 @@
+/** The memory store: one process, bounded by record count, lost on restart (the default for `npm start`). */
+import { LRUCache } from 'lru-cache'
+import { SingleProcessStore } from './store.js'
+
+export class MemoryStore extends SingleProcessStore {
+  readonly kind = 'memory' as const
+  private readonly records: LRUCache<string, string>
+
+  constructor ({ maxRecords = 100_000, now = Date.now }: { maxRecords?: number, now?: () => number } = {}) {
+    super(now)
+    this.records = new LRUCache({ max: maxRecords, perf: { now } })
+  }
+
+  async get<T = unknown>(namespace: string, key: string): Promise<T | undefined> {
+    const json = this.records.get(`${namespace}\u0000${key}`)
+    return json === undefined ? undefined : JSON.parse(json) as T
+  }
+
+  async set (namespace: string, key: string, value: unknown, ttlMs: number): Promise<void> {
+    this.records.set(`${namespace}\u0000${key}`, JSON.stringify(value), { ttl: ttlMs })
+  }
+
+  async delete (namespace: string, key: string): Promise<void> {
+    this.records.delete(`${namespace}\u0000${key}`)
+  }
+}

@@ -1,0 +1,134 @@
+/** The three state stores answer the same contract; the file store survives a reopen; Redis is shared and survives outages. */
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { MemoryStore } from '../../src/store/memory.js'
+import { FileStore } from '../../src/store/file.js'
+import { RedisStore } from '../../src/store/redis.js'
+import type { StateStore } from '../../src/store/store.js'
+import { startRedis } from '../fixtures/redis.js'
+
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+async function contract (t: Test, make: () => Promise<StateStore>): Promise<void> {
+  const store = await make()
+  t.teardown(async () => { await store.close() })
+
+  t.test('records round-trip as JSON and expire', async t => {
+    await store.set('ids', 'a', { cloud: 'x', n: 1 }, 60_000)
+    t.same(await store.get('ids', 'a'), { cloud: 'x', n: 1 })
+    t.equal(await store.get('ids', 'missing'), undefined)
+    t.equal(await store.get('other', 'a'), undefined, 'namespaces are separate')
+    await store.set('ids', 'short', 1, 30)
+    await sleep(80)
+    t.equal(await store.get('ids', 'short'), undefined, 'expired')
+    await store.delete('ids', 'a')
+    t.equal(await store.get('ids', 'a'), undefined, 'deleted')
+  })
+
+  t.test('the token bucket grants a burst, then asks to wait, then refuses past maxWaitMs', async t => {
+    const bucket = `b-${Math.random()}`
+    const first = await Promise.all([1, 2, 3].map(async () => await store.reserve(bucket, 10, 3, 1000)))
+    t.same(first.map(r => r.granted), [true, true, true])
+    t.same(first.map(r => r.waitMs), [0, 0, 0])
+    const fourth = await store.reserve(bucket, 10, 3, 1000)
+    t.ok(fourth.granted)
+    t.ok(fourth.waitMs > 50 && fourth.waitMs <= 100, `waits for a refill (${fourth.waitMs} ms)`)
+    const refused = await store.reserve(bucket, 10, 3, 50)
+    t.notOk(refused.granted, 'a wait beyond maxWaitMs takes nothing')
+    const again = await store.reserve(bucket, 10, 3, 1000)
+    t.ok(again.waitMs <= 200, 'the refused reservation took no token')
+  })
+
+  t.test('messages reach subscribers of the channel only', async t => {
+    const got: string[] = []
+    store.subscribe('events', message => { got.push(message) })
+    await sleep(50)
+    await store.publish('events', 'one')
+    await store.publish('elsewhere', 'two')
+    for (let i = 0; i < 40 && got.length === 0; i++) await sleep(25)
+    t.same(got, ['one'])
+  })
+}
+
+t.test('memory store', async t => { await contract(t, async () => new MemoryStore()) })
+
+t.test('memory store is bounded by record count', async t => {
+  const store = new MemoryStore({ maxRecords: 3 })
+  for (const key of ['a', 'b', 'c', 'd']) await store.set('n', key, key, 60_000)
+  t.equal(await store.get('n', 'a'), undefined, 'the oldest record went')
+  t.equal(await store.get('n', 'd'), 'd')
+})
+
+t.test('file store', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'ccp-store-'))
+  await contract(t, async () => new FileStore(join(dir, 'state.db')))
+})
+
+t.test('file store keeps records across a reopen and stays bounded', async t => {
+  const path = join(mkdtempSync(join(tmpdir(), 'ccp-store-')), 'state.db')
+  const first = new FileStore(path)
+  await first.set('ids', 'client-id', 'cloud-uuid', 60_000)
+  await first.set('ids', 'gone', 'x', 1)
+  await first.close()
+  const second = new FileStore(path, { maxRecords: 2 })
+  t.teardown(async () => { await second.close() })
+  t.equal(await second.get('ids', 'client-id'), 'cloud-uuid', 'survives the restart')
+  t.equal(await second.get('ids', 'gone'), undefined, 'expired while closed')
+  for (const key of ['k1', 'k2', 'k3']) await second.set('n', key, key, 60_000 + key.length)
+  second.sweep()
+  t.equal(await second.get('ids', 'client-id'), undefined, 'the soonest-expiring record went past maxRecords')
+  t.equal(await second.get('n', 'k3'), 'k3')
+})
+
+t.test('redis store', async t => {
+  const redis = await startRedis(t)
+  await contract(t, async () => {
+    const store = new RedisStore({ url: redis.url, prefix: 'contract:' })
+    await store.connected()
+    return store
+  })
+})
+
+t.test('redis store: two replicas share records, one bucket and messages', async t => {
+  const redis = await startRedis(t)
+  const a = new RedisStore({ url: redis.url, prefix: 'fleet:' })
+  const b = new RedisStore({ url: redis.url, prefix: 'fleet:' })
+  t.teardown(async () => { await a.close(); await b.close() })
+  t.ok(await a.connected() && await b.connected())
+  await a.set('ids', 'p1', 'cloud-1', 60_000)
+  t.equal(await b.get('ids', 'p1'), 'cloud-1', 'written on A, read on B')
+  const grants = [await a.reserve('cloud', 1, 2, 0), await b.reserve('cloud', 1, 2, 0), await a.reserve('cloud', 1, 2, 0)]
+  t.same(grants.map(g => g.granted), [true, true, false], 'the burst is the fleet\'s, not each replica\'s')
+  const got: string[] = []
+  b.subscribe('events', message => { got.push(message) })
+  await sleep(100)
+  await a.publish('events', 'from A')
+  for (let i = 0; i < 40 && got.length === 0; i++) await sleep(25)
+  t.same(got, ['from A'], 'published on A, heard on B')
+})
+
+t.test('redis store: serves from memory while Redis is down and catches up when it returns', async t => {
+  const redis = await startRedis(t)
+  const changes: boolean[] = []
+  const a = new RedisStore({ url: redis.url, prefix: 'outage:', onHealthChange: healthy => { changes.push(healthy) } })
+  const b = new RedisStore({ url: redis.url, prefix: 'outage:' })
+  t.teardown(async () => { await a.close(); await b.close() })
+  t.ok(await a.connected() && await b.connected())
+  await redis.stop()
+  for (let i = 0; i < 40 && a.healthy; i++) await sleep(25)
+  t.notOk(a.healthy, 'reports the outage')
+  await a.set('ids', 'during', 'cloud-2', 60_000)
+  t.equal(await a.get('ids', 'during'), 'cloud-2', 'reads its own writes from memory')
+  t.ok((await a.reserve('cloud', 10, 5, 0)).granted, 'the budget still answers')
+  const heard: string[] = []
+  a.subscribe('events', message => { heard.push(message) })
+  await a.publish('events', 'local')
+  t.same(heard, ['local'], 'messages reach this replica\'s own subscribers')
+  await redis.start()
+  t.ok(await a.connected(5000) && await b.connected(5000), 'reconnects')
+  for (let i = 0; i < 40 && await b.get('ids', 'during') === undefined; i++) await sleep(50)
+  t.equal(await b.get('ids', 'during'), 'cloud-2', 'the write made during the outage reached Redis')
+  t.same(changes, [true, false, true])
+})
