@@ -16,7 +16,8 @@ import { CloudBudget } from './cloud/budget.js'
 import { Jobs } from './jobs/jobs.js'
 import { ProxyCache } from './cache.js'
 import { Submissions } from './submissions.js'
-import { MemorySettingsStore, type SettingsStore } from './store/settings.js'
+import { MemorySettingsStore, StoredSettings, type SettingsStore } from './store/settings.js'
+import { createStore, type StateStore } from './store/index.js'
 import { PromptIds, type PromptIdMap } from './jobs/prompt-ids.js'
 import { Metrics } from './metrics.js'
 import { errorBody, ProxyError, sendLocalNotFound } from './errors.js'
@@ -60,6 +61,7 @@ declare module 'fastify' {
     cloud: CloudClient
     cache: ProxyCache
     jobs: Jobs
+    store: StateStore
     submissions: Submissions
     settings: SettingsStore
     promptIds: PromptIdMap
@@ -130,6 +132,8 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
   app.decorate('secrets', new SecretScrubber([config.apiKey, config.proxyAuthToken]))
   scrubAnswers(app, app.secrets)
   app.decorate('config', config)
+  const store = createStore({ ...config, onHealthChange: healthy => { app.log.warn({ store: config.redisUrl !== '' ? 'redis' : 'file' }, healthy ? 'state store reachable again: caught up' : 'state store unreachable: serving from memory until it returns') } })
+  app.decorate('store', store)
   app.decorate('cloud', new CloudClient({
     baseUrl: config.cloudUrl,
     apiKey: config.apiKey,
@@ -140,7 +144,12 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     retries: config.cloudRetries,
     logger: app.log,
     breaker: new CircuitBreaker(config.breakerThreshold, config.breakerCooldownMs),
-    budget: new CloudBudget(config.cloudMaxRps, metrics.budgetObserver()),
+    budget: new CloudBudget(config.cloudMaxRps, metrics.budgetObserver(), store.kind === 'redis'
+      ? {
+          reserve: async (rate, burst, maxWaitMs) => await store.reserve('cloud', rate, burst, maxWaitMs),
+          announcePause: ms => { store.publish('budget-pause', String(ms)).catch(() => {}) }
+        }
+      : undefined),
     observer: metrics.observer()
   }))
   app.decorate('cache', new ProxyCache({
@@ -150,9 +159,12 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     listTtlMs: config.listTtlMs
   }))
   app.decorate('promptIds', new PromptIds())
-  app.decorate('jobs', new Jobs(app.cloud, app.cache, config, app.promptIds))
-  app.decorate('submissions', new Submissions())
-  app.decorate('settings', new MemorySettingsStore())
+  // A 429 seen by any replica pauses the reads of every replica (issue 13; issue 9 rule 4).
+  store.subscribe('budget-pause', message => { app.cloud.budget.pauseFromFleet(Number(message)) })
+  app.decorate('jobs', new Jobs(app.cloud, app.cache, config, app.promptIds, store))
+  app.decorate('submissions', new Submissions(store, config.cloudTimeoutMs))
+  app.decorate<SettingsStore>('settings', store.kind === 'memory' ? new MemorySettingsStore() : new StoredSettings(store))
+  metrics.watchStore(store)
   metrics.watchCache(app.cache)
   metrics.watchJobs(app.jobs)
   app.addHook('onRequest', (request, _reply, done) => { metrics.track(request, done) })
@@ -166,7 +178,10 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     const allows = corsOriginAllows(config.corsOrigin)
     void app.register(cors, { origin: (origin, callback) => { callback(null, origin !== undefined && allows(origin)) }, credentials: false })
   }
-  app.addHook('onClose', async () => { await app.cloud.close() })
+  app.addHook('onClose', async () => {
+    await app.cloud.close()
+    await store.close()
+  })
   // close() waits for open connections: once closing, every answer ends its keep-alive connection, or an
   // idle one would hold shutdown up for the keep-alive timeout, longer than SHUTDOWN_TIMEOUT_MS.
   let closing = false

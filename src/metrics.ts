@@ -9,6 +9,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { CloudObserver } from './cloud/client.js'
 import type { BudgetObserver } from './cloud/budget.js'
 import type { ProxyCache } from './cache.js'
+import type { StateStore } from './store/index.js'
 import type { Jobs } from './jobs/jobs.js'
 
 /** The cloud calls one local request made. */
@@ -101,6 +102,17 @@ export class Metrics {
   /** A request has been answered: counted when it made no cloud call. */
   answered (request: object, route: string): void {
     if (this.scopes.get(request)?.calls === 0) this.localAnswers.inc({ route })
+  }
+
+  /** 1 while the state store answers; 0 while a shared one (Redis) is unreachable and this replica serves from memory. */
+  watchStore (store: StateStore): void {
+    new Gauge({
+      name: 'comfy_proxy_state_store_healthy',
+      help: 'Whether the state store (memory, file or redis) is reachable',
+      labelNames: ['store'],
+      registers: [this.registry],
+      collect () { this.set({ store: store.kind }, store.healthy ? 1 : 0) }
+    })
   }
 
   watchJobs (jobs: Jobs): void {

@@ -12,6 +12,16 @@ import { ProxyError } from '../errors.js'
 
 export type Priority = 'write' | 'read'
 
+/**
+ * The budget of a fleet of replicas (issue 13): one token bucket for all of them (so N replicas do
+ * not spend N times the account's limit) and a back-off that every replica hears. Each replica
+ * still orders its own calls (writes first) before it takes a fleet token.
+ */
+export interface FleetBudget {
+  reserve: (ratePerSecond: number, burst: number, maxWaitMs: number) => Promise<{ granted: boolean, waitMs: number }>
+  announcePause: (ms: number) => void
+}
+
 /** Told of every admission, for /metrics. */
 export interface BudgetObserver {
   /** a call was let through after `seconds` of waiting, or refused */
@@ -44,6 +54,7 @@ export class CloudBudget {
   constructor (
     private readonly maxRps: number,
     private readonly observer: BudgetObserver = { admission: () => {}, rateLimited: () => {} },
+    private readonly fleet?: FleetBudget,
     private readonly now: () => number = () => performance.now()
   ) {
     this.capacity = Math.max(1, maxRps)
@@ -66,6 +77,21 @@ export class CloudBudget {
    * when too many are queued ahead of it.
    */
   async acquire (priority: Priority, maxWaitMs: number): Promise<void> {
+    const since = this.now()
+    await this.acquireHere(priority, maxWaitMs)
+    if (this.fleet === undefined) return
+    const reservation = await this.fleet.reserve(this.maxRps, this.capacity, Math.max(0, maxWaitMs - (this.now() - since)))
+    if (!reservation.granted) throw this.refuse(priority, since, this.busyError(reservation.waitMs))
+    if (reservation.waitMs > 0) await new Promise(resolve => setTimeout(resolve, reservation.waitMs))
+  }
+
+  /** Another replica of the fleet was told to back off: so is this one (without telling the fleet again). */
+  pauseFromFleet (ms: number): void {
+    this.pausedUntil = Math.max(this.pausedUntil, this.now() + Math.min(ms, MAX_PAUSE_MS))
+    this.schedule()
+  }
+
+  private async acquireHere (priority: Priority, maxWaitMs: number): Promise<void> {
     const since = this.now()
     if (priority === 'read' && this.pausedForMs > maxWaitMs) throw this.refuse(priority, since, rateLimitedError(this.pausedForMs))
     this.refill()
@@ -96,6 +122,7 @@ export class CloudBudget {
     const ms = Math.min(retryAfterMs ?? DEFAULT_PAUSE_MS, MAX_PAUSE_MS)
     this.pausedUntil = Math.max(this.pausedUntil, this.now() + ms)
     this.observer.rateLimited(ms)
+    this.fleet?.announcePause(ms)
     this.schedule()
   }
 
@@ -148,8 +175,8 @@ export class CloudBudget {
     this.timer.unref()
   }
 
-  private busyError (): ProxyError {
-    const seconds = Math.max(1, Math.ceil(this.waiting / this.maxRps))
+  private busyError (fleetWaitMs?: number): ProxyError {
+    const seconds = Math.max(1, Math.ceil(fleetWaitMs !== undefined ? fleetWaitMs / 1000 : this.waiting / this.maxRps))
     return new ProxyError(503, 'cloud_budget_exhausted',
       'Too many Comfy Cloud calls are waiting for the proxy\'s cloud budget (CLOUD_MAX_RPS); retry later', '', {},
       { 'retry-after': String(seconds) })

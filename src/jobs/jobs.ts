@@ -4,6 +4,7 @@
  * the cloud does not have. Routes ask here; this asks the cloud only when what it knows is not
  * enough, and then once for all the clients asking (issue "polling costs nothing", rule 2).
  */
+import { randomUUID } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { Config } from '../config.js'
 import { cloudPathSegment, type CloudClient } from '../cloud/client.js'
@@ -11,7 +12,8 @@ import type { JobDetail, JobsList, Json, QueueInfo } from '../cloud/types.js'
 import { historyEntryFromHistoryV2Detail, historyEntryFromJob, unwrapHistoryV2Detail, withIdentity, type LocalHistoryEntry } from '../compat/history.js'
 import type { ProxyCache } from '../cache.js'
 import { ProxyError } from '../errors.js'
-import { JobTracker, type UnfinishedList } from './tracker.js'
+import type { StateStore } from '../store/index.js'
+import { JobTracker, type TrackedState, type UnfinishedList } from './tracker.js'
 import { identityOf, type PromptIdMap } from './prompt-ids.js'
 
 /** Ids the cloud answered "not there" for, remembered for LIST_TTL_MS; bounded so that random ids cannot grow memory. */
@@ -37,14 +39,55 @@ function unfinishedFromQueue (queue: QueueInfo): UnfinishedList {
   return { jobs, complete: true, total: jobs.length }
 }
 
+/** Fleet messages: what one replica learnt about a job, for every replica's tracker (issue 13). */
+const CHANNEL = 'jobs'
+interface JobNews { replica: string, id: string, state: TrackedState }
+
 export class Jobs {
   readonly tracker: JobTracker
   private readonly absent: LRUCache<string, true> | undefined
   private lastQueue: QueueInfo | undefined
+  private readonly replica = randomUUID()
+  /** when this replica last learnt something itself: a shared list older than that is not used */
+  private lastNews = 0
 
-  constructor (private readonly cloud: CloudClient, private readonly cache: ProxyCache, private readonly config: Config, private readonly promptIds: PromptIdMap) {
+  constructor (private readonly cloud: CloudClient, private readonly cache: ProxyCache, private readonly config: Config, private readonly promptIds: PromptIdMap, private readonly store?: StateStore) {
     this.tracker = new JobTracker({ listTtlMs: config.listTtlMs, maxJobs: MAX_TRACKED, list: async () => await this.listUnfinished() })
     if (config.listTtlMs > 0) this.absent = new LRUCache({ max: MAX_ABSENT, ttl: config.listTtlMs })
+    store?.subscribe(CHANNEL, message => { this.heard(message) })
+  }
+
+  /** The fleet shares what each replica learns (Redis); a single proxy has nobody to tell. */
+  private get fleet (): StateStore | undefined {
+    return this.store?.kind === 'redis' ? this.store : undefined
+  }
+
+  private tell (id: string, state: TrackedState): void {
+    this.lastNews = Date.now()
+    this.fleet?.publish(CHANNEL, JSON.stringify({ replica: this.replica, id, state } satisfies JobNews)).catch(() => {})
+  }
+
+  private heard (message: string): void {
+    let news: JobNews
+    try { news = JSON.parse(message) as JobNews } catch { return }
+    if (news.replica === this.replica || typeof news.id !== 'string') return
+    this.absent?.delete(news.id)
+    if (this.tracker.heard(news.id, news.state)) this.lastNews = Date.now()
+  }
+
+  /**
+   * A list every replica may use for LIST_TTL_MS: one replica asks the cloud, the others read the
+   * state store. A list older than what this replica learnt since is not used (it could undo it).
+   */
+  private async sharedRead<T> (name: string, load: () => Promise<T>): Promise<T> {
+    const fleet = this.fleet
+    if (fleet === undefined || this.config.listTtlMs <= 0) return await load()
+    const found = await fleet.get<{ at: number, value: T }>('shared-read', name)
+    if (found !== undefined && found.at >= this.lastNews && Date.now() - found.at < this.config.listTtlMs) return found.value
+    const at = Date.now()
+    const value = await load()
+    await fleet.set('shared-read', name, { at, value }, this.config.listTtlMs)
+    return value
   }
 
   get absentSize (): number {
@@ -67,6 +110,7 @@ export class Jobs {
   submitted (id: string): void {
     this.absent?.delete(id)
     this.tracker.submitted(id)
+    this.tell(id, 'pending')
   }
 
   /** A cancel, interrupt or queue change went through the proxy: what the list said may be stale. */
@@ -76,7 +120,8 @@ export class Jobs {
 
   /** A frame the cloud sent on a relayed WebSocket. */
   observe (frame: unknown): void {
-    this.tracker.observe(frame)
+    const learnt = this.tracker.observe(frame)
+    if (learnt !== undefined) this.tell(learnt.id, learnt.state)
   }
 
   /**
@@ -129,7 +174,7 @@ export class Jobs {
     return await this.cache.shared('queue', async () => {
       const mark = this.tracker.mark
       const at = performance.now()
-      const queue = (await this.cloud.call<QueueInfo>({ method: 'GET', path: '/api/queue', schema: 'QueueInfo', fallback: true })).body
+      const queue = await this.sharedRead('queue', async () => (await this.cloud.call<QueueInfo>({ method: 'GET', path: '/api/queue', schema: 'QueueInfo', fallback: true })).body)
       // The queue lists every unfinished job: it refreshes the tracker as well as the jobs list would.
       this.tracker.accept(unfinishedFromQueue(queue), mark, at)
       this.lastQueue = queue
@@ -151,13 +196,13 @@ export class Jobs {
   private async listUnfinished (): Promise<UnfinishedList> {
     // HISTORY_SOURCE=history_v2 stays off /api/jobs altogether: the queue lists the same jobs.
     if (this.config.historySource === 'history_v2') return unfinishedFromQueue(await this.sharedQueue())
-    const { body } = await this.cloud.call<JobsList>({
+    const body = await this.sharedRead('unfinished', async () => (await this.cloud.call<JobsList>({
       method: 'GET',
       path: '/api/jobs',
       query: { status: 'pending,in_progress', sort_by: 'create_time', sort_order: 'desc', offset: 0, limit: UNFINISHED_PAGE },
       schema: 'JobsListResponse',
       fallback: true
-    })
+    })).body)
     const jobs = body.jobs.flatMap(job => job.status === 'pending' || job.status === 'in_progress' ? [{ id: job.id, status: job.status }] : [])
     return { jobs, complete: !body.pagination.has_more, total: body.pagination.total }
   }

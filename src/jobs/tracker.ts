@@ -127,15 +127,21 @@ export class JobTracker {
     this.listedAt = Number.NEGATIVE_INFINITY
   }
 
-  /** A relayed cloud WebSocket frame (parsed JSON). */
-  observe (frame: unknown): void {
+  /** A relayed cloud WebSocket frame (parsed JSON); what it taught the tracker, if anything. */
+  observe (frame: unknown): { id: string, state: TrackedState } | undefined {
     const { type, data } = (frame ?? {}) as { type?: unknown, data?: { prompt_id?: unknown, node?: unknown } }
-    if (typeof type !== 'string' || typeof data?.prompt_id !== 'string') return
+    if (typeof type !== 'string' || typeof data?.prompt_id !== 'string') return undefined
     // `executing` with node null is the last message of a prompt (contract §9).
     const state = type === 'executing' ? (data.node === null ? 'finished' : undefined) : EVENT_STATE[type]
-    if (state === undefined || this.state(data.prompt_id) === state) return
-    if (state === 'in_progress' && this.state(data.prompt_id) === 'finished') return
-    this.learn(data.prompt_id, state)
+    return state !== undefined && this.heard(data.prompt_id, state) ? { id: data.prompt_id, state } : undefined
+  }
+
+  /** News of a job, from an event here or from another replica of the fleet: true when it was news. */
+  heard (id: string, state: TrackedState): boolean {
+    const known = this.state(id)
+    if (known === state || (known === 'finished' && state === 'in_progress') || (known !== undefined && state === 'pending')) return false
+    this.learn(id, state)
+    return true
   }
 
   /** Fetches the list unless it is fresh; concurrent callers share one call. */

@@ -54,7 +54,8 @@ const healthRoutes: FastifyPluginAsync = async (fastify) => {
 
   fastify.get('/readyz', async (_request, reply) => {
     const failure = await readiness()
-    if (failure === undefined) return { status: 'ready' }
+    // A shared store that is down is reported, not fatal: the replica serves from memory meanwhile.
+    if (failure === undefined) return { status: 'ready', state: { store: fastify.store.kind, healthy: fastify.store.healthy } }
     return await reply.code(503).headers(failure.headers).send({ status: 'not ready', error: failure.toLocal() })
   })
 

@@ -27,6 +27,7 @@ const promptRoutes: FastifyPluginAsync = async (fastify) => {
     // A submit is never retried: once it may have reached the cloud, a second one could queue the job twice.
     const ticket = fastify.submissions.begin()
     let response
+    let cloudId: string | undefined
     try {
       response = await fastify.cloud.call<PromptResponse | Json>({
         method: 'POST',
@@ -36,13 +37,13 @@ const promptRoutes: FastifyPluginAsync = async (fastify) => {
         accept: [400, 401, 402, 403, 404, 409, 413, 422, 429, 500, 502, 503, 504]
       })
       if (response.status < 300) {
-        const cloudId = (response.body as PromptResponse).prompt_id
+        cloudId = (response.body as PromptResponse).prompt_id
         promptIds.remember({ cloudId, clientId: submit.promptId ?? cloudId, number })
         fastify.submissions.record(cloudId, cloudRequest.extra_data as Json)
         fastify.jobs.submitted(cloudId)
       }
     } finally {
-      fastify.submissions.end(ticket)
+      fastify.submissions.end(ticket, cloudId)
     }
     if (response.status >= 300) {
       const retryAfter = response.headers['retry-after']

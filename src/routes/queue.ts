@@ -43,7 +43,10 @@ function objectBody (body: unknown, { invalidJsonIsEmpty }: { invalidJsonIsEmpty
 const queueRoutes: FastifyPluginAsync = async (fastify) => {
   fastify.get('/queue', async () => {
     const { promptIds, submissions } = fastify
-    return localQueue(await fastify.jobs.queue(), id => ({ promptId: promptIds.toClient(id), number: promptIds.numberOf(id), extraData: submissions.get(id)?.extraData }))
+    const queue = await fastify.jobs.queue()
+    // Prompts submitted through another replica, or before a restart: their extra_data is in the state store.
+    await submissions.load([...queue.queue_running, ...queue.queue_pending].map(item => item[1]))
+    return localQueue(queue, id => ({ promptId: promptIds.toClient(id), number: promptIds.numberOf(id), extraData: submissions.get(id)?.extraData }))
   })
 
   fastify.post('/queue', async (request, reply) => {

@@ -200,14 +200,15 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
       heldBytes = 0
       for (const [data, isBinary] of held.splice(0)) deliver(data, isBinary)
     }
-    const namesUnknownPrompt = (data: RawData, isBinary: boolean): boolean => {
-      const promptId = isBinary ? undefined : promptIdOf(safeParse(data))
-      return promptId !== undefined && !submissions.has(promptId)
-    }
     upstream.on('message', (data: RawData, isBinary: boolean) => {
+      const frame = isBinary ? undefined : safeParse(data)
       // The tracker learns of a start or finish before any client sees the event (issue "polling costs nothing", rule 2).
-      if (!isBinary) fastify.jobs.observe(safeParse(data))
-      if (held.length === 0 && !(submissions.busy && namesUnknownPrompt(data, isBinary))) return deliver(data, isBinary)
+      if (frame !== undefined) fastify.jobs.observe(frame)
+      const promptId = promptIdOf(frame)
+      const unknownPrompt = promptId !== undefined && !submissions.has(promptId)
+      // Submitted through another replica or before a restart? The state store knows; frames wait for its answer.
+      if (unknownPrompt) submissions.lookUp(promptId)
+      if (held.length === 0 && !(submissions.busy && unknownPrompt)) return deliver(data, isBinary)
       // Held until the submits in flight now have answered (each within CLOUD_TIMEOUT_MS), and never more than HOLD_LIMIT.
       if (held.length === 0) submissions.whenSettled(release)
       held.push([data, isBinary])

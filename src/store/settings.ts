@@ -3,6 +3,8 @@
  * One small asynchronous interface so the state store (issue 13) can hold them later; in memory for now.
  */
 
+import type { StateStore } from './store.js'
+
 export interface SettingsStore {
   /** every setting */
   all: () => Promise<Record<string, unknown>>
@@ -47,5 +49,32 @@ export class MemorySettingsStore implements SettingsStore {
 
   async written (): Promise<boolean> {
     return this.everWritten
+  }
+}
+
+/** Settings kept in the state store, so that a restart (file) or another replica (Redis) has them too. */
+export class StoredSettings implements SettingsStore {
+  /** the store's records expire; settings are meant to last, so "never" is ten years */
+  private static readonly TTL_MS = 10 * 365 * 24 * 3600_000
+
+  constructor (private readonly store: StateStore, private readonly limit = MAX_SETTINGS) {}
+
+  async all (): Promise<Record<string, unknown>> {
+    return await this.store.get<Record<string, unknown>>('settings', 'default') ?? {}
+  }
+
+  async get (id: string): Promise<unknown> {
+    return (await this.all())[id]
+  }
+
+  async merge (values: Record<string, unknown>): Promise<void> {
+    const current = await this.all()
+    const merged = { ...current, ...values }
+    if (Object.keys(merged).length > this.limit) throw new SettingsFullError(this.limit)
+    await this.store.set('settings', 'default', merged, StoredSettings.TTL_MS)
+  }
+
+  async written (): Promise<boolean> {
+    return await this.store.get('settings', 'default') !== undefined
   }
 }

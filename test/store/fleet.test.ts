@@ -1,0 +1,148 @@
+/**
+ * State that survives a restart and a fleet of replicas (issue 13), over real servers on loopback:
+ * a real redis-server, the simulator playing the cloud's rate limit, and proxies sharing one Redis.
+ */
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import WebSocket from 'ws'
+import { startSimulator } from '../../src/simulator/app.js'
+import { defaultGraph, getJson, postJson, startProxy, testKey, waitFor } from '../helpers.js'
+import { startRedis } from '../fixtures/redis.js'
+
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+async function simulator (t: Test, options: Parameters<typeof startSimulator>[0] = {}): Promise<{ url: string, key: string, control: Awaited<ReturnType<typeof startSimulator>> }> {
+  const key = testKey()
+  const control = await startSimulator({ apiKeys: [key], host: '127.0.0.1', port: 0, stepMs: 1, ...options })
+  t.teardown(async () => { await control.close() })
+  return { url: control.url, key, control }
+}
+
+/** Polls a URL (or a new URL each time) in a loop until `until`; every answer's status is kept. */
+async function poll (url: string | (() => string), everyMs: number, until: number, statuses: number[]): Promise<void> {
+  while (Date.now() < until) {
+    statuses.push((await fetch(typeof url === 'string' ? url : url())).status)
+    await sleep(everyMs)
+  }
+}
+
+t.test('three replicas sharing one Redis spend one replica\'s cloud budget, not three', async t => {
+  const redis = await startRedis(t)
+  // 60 requests a minute at the "cloud": three replicas with a budget each (4/s) would pass it within seconds.
+  const cloud = await simulator(t, { rateLimit: 60, stepMs: 20 })
+  const maxRps = 4
+  const replicas = await Promise.all([0, 1, 2].map(async () =>
+    await startProxy(t, { cloudUrl: cloud.url, apiKey: cloud.key, redisUrl: redis.url, cloudMaxRps: maxRps, listTtlMs: 100, logLevel: 'warn' })))
+  await waitFor(async () => replicas.every(replica => replica.app.store.healthy) ? true : undefined, 5000, 'Redis')
+  const ids: string[] = []
+  for (const replica of replicas) {
+    const submitted = await postJson(`${replica.url}/prompt`, { prompt: defaultGraph(ids.length + 1) })
+    t.equal(submitted.status, 200, 'submitted')
+    ids.push(submitted.body.prompt_id)
+  }
+  const before = cloud.control.app.simulator.requests.length
+  const started = Date.now()
+  const until = started + 5000
+  const statuses: number[] = []
+  const strangers: number[] = []
+  // Every replica's clients poll hard: their own job, the queue count and the history list, at 20 Hz;
+  // and one asks for a new id every time, which nothing the proxy knows can answer (a cloud call each).
+  await Promise.all(replicas.flatMap((replica, i) => [
+    poll(`${replica.url}/history/${ids[i]}`, 50, until, statuses),
+    poll(`${replica.url}/prompt`, 50, until, statuses),
+    poll(`${replica.url}/history?max_items=5`, 50, until, statuses),
+    poll(() => `${replica.url}/history/stranger-${Math.random()}`, 50, until, strangers)
+  ]))
+  const seconds = (Date.now() - started) / 1000
+  const cloudCalls = cloud.control.app.simulator.requests.length - before
+  t.comment(`${statuses.length} local polls over 3 replicas cost ${cloudCalls} cloud calls in ${seconds.toFixed(1)} s`)
+  t.ok(cloudCalls <= maxRps * (seconds + 1) + 2, `the fleet stayed within one budget of ${maxRps}/s (${cloudCalls} calls)`)
+  t.notOk([...statuses, ...strangers].includes(429), 'no client saw a 429')
+  t.notOk(cloud.control.app.simulator.requests.length > 60, 'the cloud never had to refuse a call')
+  t.ok(statuses.filter(s => s === 200).length > statuses.length * 0.8, 'the polls were answered')
+})
+
+t.test('a prompt submitted through replica A: its events reach its client on B and no other client; /queue on C shows its extra_data', async t => {
+  const redis = await startRedis(t)
+  const cloud = await simulator(t, { stepMs: 150 })
+  const [a, b, c] = await Promise.all([0, 1, 2].map(async () =>
+    await startProxy(t, { cloudUrl: cloud.url, apiKey: cloud.key, redisUrl: redis.url, logLevel: 'warn' })))
+  await waitFor(async () => [a, b, c].every(replica => replica.app.store.healthy) ? true : undefined, 5000, 'Redis')
+  const listen = async (url: string, clientId: string): Promise<{ frames: any[], socket: WebSocket }> => {
+    const socket = new WebSocket(`${url.replace('http', 'ws')}/ws?clientId=${clientId}`)
+    const frames: any[] = []
+    socket.on('message', (data, binary) => { if (!binary) frames.push(JSON.parse(data.toString())) })
+    await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject) })
+    t.teardown(() => { socket.terminate() })
+    return { frames, socket }
+  }
+  const owner = await listen(b.url, 'owner-client')
+  const other = await listen(c.url, 'other-client')
+  await sleep(200)
+  const submitted = await postJson(`${a.url}/prompt`, { prompt: defaultGraph(7, 64, 64, 20), client_id: 'owner-client', extra_data: { note: 'through A' } })
+  t.equal(submitted.status, 200)
+  const promptId = submitted.body.prompt_id as string
+  const queued = await waitFor(async () => {
+    const queue = (await getJson(`${c.url}/queue`)).body
+    return [...queue.queue_running, ...queue.queue_pending].find((item: any[]) => item[1] === promptId)
+  }, 10_000, 'the prompt in /queue on C')
+  t.match(queued[3], { client_id: 'owner-client', note: 'through A' }, '/queue on C shows the extra_data submitted through A')
+  await waitFor(async () => owner.frames.some(f => f.type === 'executing' && f.data?.prompt_id === promptId && f.data?.node === null) ? true : undefined, 15_000, 'the last event on B')
+  await sleep(300)
+  t.ok(owner.frames.some(f => f.type === 'execution_start' && f.data?.prompt_id === promptId), 'the owner on B got the start')
+  t.same(other.frames.filter(f => f.data?.prompt_id === promptId), [], 'the other client on C got none of its events')
+})
+
+t.test('a single proxy with STATE_FILE keeps submitters, extra_data and settings across a restart', async t => {
+  const cloud = await simulator(t, { stepMs: 200 })
+  const stateFile = join(mkdtempSync(join(tmpdir(), 'ccp-state-')), 'state.db')
+  const first = await startProxy(t, { cloudUrl: cloud.url, apiKey: cloud.key, stateFile, logLevel: 'warn' })
+  const submitted = await postJson(`${first.url}/prompt`, { prompt: defaultGraph(9, 64, 64, 30), client_id: 'before-restart', extra_data: { note: 'kept' } })
+  t.equal(submitted.status, 200)
+  t.equal((await postJson(`${first.url}/settings/Comfy.Theme`, JSON.stringify('dark'))).status, 200)
+  await first.app.close()
+
+  const second = await startProxy(t, { cloudUrl: cloud.url, apiKey: cloud.key, stateFile, logLevel: 'warn' })
+  const promptId = submitted.body.prompt_id as string
+  t.equal(second.app.submissions.ownedByAnother(promptId, 'someone-else'), false, 'not in memory after the restart…')
+  const queue = (await getJson(`${second.url}/queue`)).body
+  const item = [...queue.queue_running, ...queue.queue_pending].find((entry: any[]) => entry[1] === promptId)
+  t.ok(item, 'the job is still queued')
+  t.match(item?.[3], { client_id: 'before-restart', note: 'kept' }, 'its extra_data survived the restart')
+  t.equal(second.app.submissions.ownedByAnother(promptId, 'someone-else'), true, '…but its owner is known from the file')
+  t.same((await getJson(`${second.url}/settings/Comfy.Theme`)).body, 'dark', 'a setting survived the restart')
+})
+
+t.test('Redis stopped in the middle of a run: no request fails, /readyz says so, and the fleet catches up when it returns', async t => {
+  const redis = await startRedis(t)
+  const cloud = await simulator(t)
+  const [a, b] = await Promise.all([0, 1].map(async () =>
+    await startProxy(t, { cloudUrl: cloud.url, apiKey: cloud.key, redisUrl: redis.url, logLevel: 'warn' })))
+  await waitFor(async () => a.app.store.healthy && b.app.store.healthy ? true : undefined, 5000, 'Redis')
+  const statuses: number[] = []
+  const until = Date.now() + 3000
+  const load = Promise.all([a, b].flatMap(replica => [
+    poll(`${replica.url}/prompt`, 20, until, statuses),
+    poll(`${replica.url}/history?max_items=3`, 20, until, statuses),
+    poll(`${replica.url}/queue`, 20, until, statuses)
+  ]))
+  await sleep(800)
+  await redis.stop()
+  await waitFor(async () => a.app.store.healthy ? undefined : true, 5000, 'the outage noticed')
+  const submitted = await postJson(`${a.url}/prompt`, { prompt: defaultGraph(3), client_id: 'during-outage', extra_data: { note: 'outage' } })
+  t.equal(submitted.status, 200, 'a submit during the outage works')
+  const ready = await getJson(`${a.url}/readyz`)
+  t.equal(ready.status, 200, 'still ready: it serves from memory')
+  t.same(ready.body.state, { store: 'redis', healthy: false }, '/readyz reports the outage')
+  t.match(await (await fetch(`${a.url}/metrics`)).text(), /comfy_proxy_state_store_healthy\{store="redis"\} 0/)
+  await load
+  t.ok(statuses.length > 50, `${statuses.length} polls`)
+  t.same([...new Set(statuses)], [200], 'no request failed because of the outage')
+  await redis.start()
+  await waitFor(async () => a.app.store.healthy ? true : undefined, 10_000, 'Redis back')
+  const promptId = submitted.body.prompt_id as string
+  const record = await waitFor(async () => await b.app.store.get('submission', promptId), 5000, 'the outage\'s write on B')
+  t.match(record, { clientId: 'during-outage' }, 'what A wrote during the outage reached Redis when it returned')
+})
