@@ -1,26 +1,38 @@
 #!/usr/bin/env node
-/** comfy-compat-proxy [serve|simulate] [--port N] [--host H] */
+/** comfy-compat-proxy [serve|simulate|doctor] [--port N] [--host H] [--submit] [--json] */
 import { parseArgs } from 'node:util'
 import { serve } from './server.js'
 import { DEFAULT_MAX_JOBS, parseModelList, startSimulator } from './simulator/app.js'
+import { doctorCommand } from './doctor.js'
 
-const usage = `Usage: comfy-compat-proxy [serve|simulate] [--port N] [--host H]
+const usage = `Usage: comfy-compat-proxy [serve|simulate|doctor] [--port N] [--host H] [--submit] [--json]
   serve      run the proxy (default). Configuration comes from the environment: see README.
   simulate   run only the Comfy Cloud simulator, as a stand-in for other projects' tests.
-             Its API key is SIMULATOR_API_KEY (default comfyui-simulator-key).`
+             Its API key is SIMULATOR_API_KEY (default comfyui-simulator-key).
+  doctor     check, with the configured key, that Comfy Cloud and the account still answer as the
+             proxy expects: read-only; --submit also runs one tiny job; --json prints the report as JSON.
+             Exits 0 when everything the proxy needs works, 1 otherwise.`
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { port: { type: 'string' }, host: { type: 'string' }, help: { type: 'boolean', short: 'h' } }
+  options: {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    submit: { type: 'boolean' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' }
+  }
 })
 const command = positionals[0] ?? 'serve'
 
-if (values.help === true || !['serve', 'simulate'].includes(command)) {
+if (values.help === true || !['serve', 'simulate', 'doctor'].includes(command)) {
   process.stdout.write(`${usage}\n`)
   process.exit(values.help === true ? 0 : 2)
 }
 
-if (command === 'serve') {
+if (command === 'doctor') {
+  process.exitCode = await doctorCommand(process.env, { submit: values.submit === true, json: values.json === true }, text => { process.stdout.write(text) })
+} else if (command === 'serve') {
   const env = { ...process.env }
   if (values.port !== undefined) env.PORT = values.port
   if (values.host !== undefined) env.HOST = values.host

@@ -317,6 +317,11 @@ const all = [
 
 export type CloudSchemaName = typeof all[number]['$id']
 
+/** The schema object itself, by its spec name (for reports that list fields, e.g. doctor). */
+export function cloudSchema (name: string): Record<string, unknown> | undefined {
+  return all.find(schema => schema.$id === name) as Record<string, unknown> | undefined
+}
+
 const ajv = new Ajv({ allErrors: false, strict: false })
 for (const schema of all) ajv.addSchema(schema)
 
