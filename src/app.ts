@@ -28,6 +28,7 @@ import { SecretScrubber } from './secrets.js'
 import { scrubAnswers } from './scrub.js'
 import { bodyProgressTimeout, serverTimeouts } from './timeouts.js'
 import { lenientJsonBodies } from './body.js'
+import { quickCheck, type QuickCheck } from './cloud/check.js'
 import healthRoutes from './routes/health.js'
 import historyRoutes from './routes/history.js'
 import promptRoutes from './routes/prompt.js'
@@ -68,6 +69,8 @@ declare module 'fastify' {
     metrics: Metrics
     /** finds the server key and PROXY_AUTH_TOKEN in anything relayed to a client */
     secrets: SecretScrubber
+    /** the quick cloud check run once at startup (with a key), for /readyz and the status page */
+    cloudCheck: { startup: QuickCheck | undefined }
   }
   interface FastifyContextConfig {
     /** answer errors as POST /prompt does: {error, node_errors} */
@@ -95,6 +98,8 @@ const translatedRoutes: FastifyPluginAsync = async (fastify) => {
 export interface BuildOptions {
   /** where log lines go (default stdout) */
   logStream?: DestinationStream
+  /** once listening, run the quick cloud check and log its verdict in one line (the server starts whatever it finds) */
+  startupCheck?: boolean
 }
 
 export function buildApp (config: Config, options: BuildOptions = {}): FastifyInstance {
@@ -165,6 +170,17 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
   app.decorate('submissions', new Submissions(store, config.cloudTimeoutMs))
   app.decorate<SettingsStore>('settings', store.kind === 'memory' ? new MemorySettingsStore() : new StoredSettings(store))
   metrics.watchStore(store)
+  app.decorate('cloudCheck', { startup: undefined })
+  if (options.startupCheck === true) {
+    app.addHook('onListen', async () => {
+      // Not awaited: a slow or failing cloud never holds up or stops the server; /readyz reports the verdict.
+      void quickCheck(app.cloud).then(check => {
+        app.cloudCheck.startup = check
+        if (check.ok) app.log.info({ cloudCheck: { ok: true, latencyMs: check.latencyMs } }, `Comfy Cloud check passed: ${check.verdict}`)
+        else app.log.warn({ cloudCheck: { ok: false, error: check.error?.type } }, `Comfy Cloud check failed: ${check.verdict}`)
+      })
+    })
+  }
   metrics.watchCache(app.cache)
   metrics.watchJobs(app.jobs)
   app.addHook('onRequest', (request, _reply, done) => { metrics.track(request, done) })

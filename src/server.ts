@@ -37,7 +37,7 @@ export async function serve (env: NodeJS.ProcessEnv = process.env): Promise<Fast
     config = { ...config, cloudUrl: simulator.url, apiKey }
   }
 
-  const app = buildApp(config)
+  const app = buildApp(config, { startupCheck: !config.useSimulator })
   if (simulator !== undefined) {
     const stop = simulator.close
     app.addHook('onClose', async () => { await stop() })

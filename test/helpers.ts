@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Client } from 'undici'
-import { buildApp } from '../src/app.js'
+import { buildApp, type BuildOptions } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
 import { startSimulator, PROFILES, type SimulatorOptions, type SimulatorProfile } from '../src/simulator/app.js'
 
@@ -34,9 +34,9 @@ export function testKey (): string {
  * (CLOUD_MAX_RPS 1000) so that tests of other things do not wait for it; the tests that prove the
  * budget set their own.
  */
-export async function startProxy (t: Test, config: Partial<Config> & Pick<Config, 'cloudUrl' | 'apiKey'>): Promise<{ url: string, app: FastifyInstance, logs: string[] }> {
+export async function startProxy (t: Test, config: Partial<Config> & Pick<Config, 'cloudUrl' | 'apiKey'>, options: Omit<BuildOptions, 'logStream'> = {}): Promise<{ url: string, app: FastifyInstance, logs: string[] }> {
   const logs: string[] = []
-  const app = buildApp({ ...loadConfig({}), logLevel: 'trace', cloudMaxRps: 1000, ...config }, { logStream: { write: (line: string) => { logs.push(line) } } })
+  const app = buildApp({ ...loadConfig({}), logLevel: 'trace', cloudMaxRps: 1000, ...config }, { ...options, logStream: { write: (line: string) => { logs.push(line) } } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => { await app.close() })
   const address = app.server.address()

@@ -1,8 +1,9 @@
 /**
  * The proxy's own routes: /healthz never calls the cloud, and fails (503) when the event loop was
  * blocked for long or a pool to the cloud is wedged (callers waited a whole CLOUD_TIMEOUT_MS and no
- * connection came free); /readyz checks the cloud accepts the key,
- * its outcome (failures too) cached briefly so probes cannot multiply cloud calls; /metrics.
+ * connection came free); /readyz runs the quick cloud check (the key is accepted, one job list
+ * validates) and reports the startup check's verdict, its outcome (failures too) cached briefly so
+ * probes cannot multiply cloud calls; /metrics.
  * They are the proxy's under every method: only GET and HEAD answer, others are local's 405 and are
  * never passed through to the cloud (issue 14 rule 3).
  */
@@ -10,10 +11,11 @@ import type { FastifyPluginAsync } from 'fastify'
 import { ProxyError } from '../errors.js'
 import { EventLoopWatch } from '../event-loop.js'
 import { refuseOtherMethods } from './methods.js'
+import { quickCheck, type QuickCheck } from '../cloud/check.js'
 
 const READY_TTL_MS = 5_000
 
-interface ReadyProbe { expires: number, failure: Promise<ProxyError | undefined> }
+interface ReadyProbe { expires: number, check: Promise<QuickCheck> }
 
 const healthRoutes: FastifyPluginAsync = async (fastify) => {
   const loop = new EventLoopWatch()
@@ -38,25 +40,21 @@ const healthRoutes: FastifyPluginAsync = async (fastify) => {
   })
 
   let probe: ReadyProbe | undefined
-  const readiness = async (): Promise<ProxyError | undefined> => {
-    if (probe !== undefined && probe.expires > Date.now()) return await probe.failure
-    const current: ReadyProbe = {
-      expires: Number.POSITIVE_INFINITY,
-      failure: fastify.cloud.call({ method: 'GET', path: '/api/prompt', schema: 'PromptInfo' }).then(
-        () => undefined,
-        (err: unknown) => err instanceof ProxyError ? err : new ProxyError(503, 'not_ready', 'Comfy Cloud is not reachable'))
-    }
+  const readiness = async (): Promise<QuickCheck> => {
+    if (probe !== undefined && probe.expires > Date.now()) return await probe.check
+    const current: ReadyProbe = { expires: Number.POSITIVE_INFINITY, check: quickCheck(fastify.cloud) }
     probe = current
-    const failure = await current.failure
+    const check = await current.check
     current.expires = Date.now() + READY_TTL_MS
-    return failure
+    return check
   }
 
   fastify.get('/readyz', async (_request, reply) => {
-    const failure = await readiness()
+    const check = await readiness()
+    const startup = fastify.cloudCheck.startup ?? 'not run'
     // A shared store that is down is reported, not fatal: the replica serves from memory meanwhile.
-    if (failure === undefined) return { status: 'ready', state: { store: fastify.store.kind, healthy: fastify.store.healthy } }
-    return await reply.code(503).headers(failure.headers).send({ status: 'not ready', error: failure.toLocal() })
+    if (check.ok) return { status: 'ready', state: { store: fastify.store.kind, healthy: fastify.store.healthy }, check, startup_check: startup }
+    return await reply.code(503).send({ status: 'not ready', error: check.error, check, startup_check: startup })
   })
 
   for (const url of ['/healthz', '/readyz', '/metrics']) refuseOtherMethods(fastify, url, ['GET'])
