@@ -41,6 +41,7 @@ import passthroughRoutes from './routes/passthrough.js'
 import settingsRoutes from './routes/settings.js'
 import { frontendApiRoutes, frontendFiles } from './routes/frontend.js'
 import { answerWrongMethods } from './routes/methods.js'
+import statusRoutes from './routes/status.js'
 
 /** Requests Node's HTTP parser refuses (garbage request lines, bad framing, huge headers), answered in the local envelope too. */
 function answerMalformedHttp (error: NodeJS.ErrnoException, socket: Socket): void {
@@ -242,6 +243,7 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
   void app.register(healthRoutes)
   void app.register(translatedRoutes)
   void app.register(frontendFiles)
+  void app.register(statusRoutes)
   void app.register(passthroughRoutes)
   return app
 }

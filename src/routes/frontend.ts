@@ -37,12 +37,12 @@ export async function extensionScripts (frontendDir: string): Promise<string[]> 
     .map(file => `/extensions/${file}`)
 }
 
-/** The sentence the proxy's own page at `/` shows when no frontend is configured. */
+/** The sentence the proxy's status page (`/` when no frontend is configured, routes/status.ts) shows. */
 export const FRONTEND_HINT = 'To use ComfyUI\'s web UI here, set FRONTEND_DIR to a built ComfyUI frontend: the static folder of the ' +
   'comfyui-frontend-package Python package (pip install comfyui-frontend-package), or the dist folder of a ' +
   'Comfy-Org/ComfyUI_frontend release.'
 
-function escapeHtml (text: string): string {
+export function escapeHtml (text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 }
 
@@ -56,7 +56,10 @@ export const frontendApiRoutes: FastifyPluginAsync = async (fastify) => {
   for (const url of ['/extensions', '/i18n', '/workflow_templates']) refuseOtherMethods(fastify, url, ['GET'])
 }
 
-/** The web root: FRONTEND_DIR's files at `/`, TEMPLATES_DIR at `/templates/` (neither has an `/api` copy, contract §7). */
+/**
+ * The web root: FRONTEND_DIR's files at `/`, TEMPLATES_DIR at `/templates/` (neither has an `/api` copy, contract §7).
+ * Without FRONTEND_DIR, `/` is the proxy's status page (routes/status.ts).
+ */
 export const frontendFiles: FastifyPluginAsync = async (fastify) => {
   const { frontendDir, templatesDir } = fastify.config
   if (frontendDir !== '') {
@@ -68,10 +71,6 @@ export const frontendFiles: FastifyPluginAsync = async (fastify) => {
       cacheControl: false,
       setHeaders: (response, filePath) => { response.setHeader('cache-control', cacheControlFor(filePath, frontendDir)) }
     })
-  } else {
-    fastify.get('/', async (_request, reply) => await reply.type('text/html; charset=utf-8').send(
-      `<!doctype html><html><head><meta charset="utf-8"><title>comfy-compat-proxy</title></head><body><h1>comfy-compat-proxy</h1><p>${escapeHtml(FRONTEND_HINT)}</p></body></html>`
-    ))
   }
   if (templatesDir !== '') {
     await fastify.register(fastifyStatic, { root: templatesDir, prefix: '/templates/', decorateReply: false, cacheControl: false })
