@@ -91,7 +91,8 @@ t.test('current cloud: /object_info lists the account\'s own imported models (in
 })
 
 t.test('POST /prompt: a full cloud queue is a 429 with Retry-After and a message a person understands', async t => {
-  const stack = await startStack(t, {}, { queueLimit: 100 })
+  // The 100-job cap is the deployed cloud's (drift §1.4).
+  const stack = await startStack(t, {}, { profile: 'current' })
   const sim = stack.simulator.app.simulator
   for (let i = 0; i < 100; i++) sim.seedJob(stack.key, { status: 'pending' })
   const refused = await postJson(`${stack.url}/prompt`, { prompt: defaultGraph() })
