@@ -37,7 +37,7 @@ t.test('an account-wide 403 is a 502 saying what to fix on every route, never "n
     const submit = await postJson(`${stack.url}/prompt`, { prompt: defaultGraph() })
     expectRefused(t, submit, code, `${code} POST /prompt`)
     t.same(submit.body.node_errors, {}, 'POST /prompt keeps its envelope')
-    if (code !== 'FORBIDDEN') expectRefused(t, await getJson(`${stack.url}/system_stats`), code, `${code} passed-through /system_stats`)
+    if (code !== 'FORBIDDEN') expectRefused(t, await getJson(`${stack.url}/history_v2?max_items=1`), code, `${code} passed-through /history_v2`)
   }
   sim.refuseAccount(stack.key, undefined)
   t.ok((await getJson(`${stack.url}/history/${promptId}`)).body[promptId], 'the job shows again once the account is fixed')
