@@ -117,6 +117,12 @@ export class CloudBudget {
     })
   }
 
+  /** For the status page: the rate, how much of this second's allowance is spent, the calls waiting, and any pause. */
+  snapshot (): { maxRps: number, inUse: number, waiting: number, pausedForMs: number } {
+    this.refill()
+    return { maxRps: this.maxRps, inUse: Math.max(0, Math.round(this.capacity - this.tokens)), waiting: this.waiting, pausedForMs: Math.round(this.pausedForMs) }
+  }
+
   /** The cloud answered 429: reads of every route wait `retryAfterMs` (or a second without a Retry-After). */
   pause (retryAfterMs: number | undefined): void {
     const ms = Math.min(retryAfterMs ?? DEFAULT_PAUSE_MS, MAX_PAUSE_MS)

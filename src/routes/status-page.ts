@@ -37,6 +37,7 @@ export const STATUS_PAGE = `<!doctype html>
 <div class="card">
   <p>Check: <span id="verdict">…</span></p>
   <p class="muted">Latency: <span id="latency">…</span> · checked <span id="checked">…</span> · at startup: <span id="startup">…</span></p>
+  <p>Cloud budget: <span id="budget">…</span></p>
   <p class="muted">For the full check of every route, run <code>comfy-compat-proxy doctor</code> (or <code>npm run doctor</code>).</p>
 </div>
 
@@ -70,6 +71,12 @@ export const STATUS_PAGE = `<!doctype html>
     byId('latency').textContent = check.latencyMs == null ? 'unreachable' : check.latencyMs + ' ms'
     byId('checked').textContent = when(check.checkedAt)
     byId('startup').textContent = startup === null ? 'not run (built-in simulator or still running)' : (startup.ok ? 'passed' : 'failed: ' + startup.verdict)
+  }
+
+  function showBudget (budget) {
+    const parts = [budget.inUse + ' of ' + budget.maxRps + ' calls per second in use', budget.waiting + ' waiting']
+    if (budget.pausedForMs > 0) parts.push('reads paused for ' + Math.ceil(budget.pausedForMs / 1000) + ' s (Comfy Cloud asked the proxy to slow down)')
+    byId('budget').textContent = parts.join(' · ')
   }
 
   function showInFlight (jobs) {
@@ -119,6 +126,7 @@ export const STATUS_PAGE = `<!doctype html>
       if (!response.ok) throw new Error(status.error?.message ?? 'HTTP ' + response.status)
       byId('cloud').textContent = status.cloud
       showCheck(status.check, status.startup_check)
+      showBudget(status.budget)
       showInFlight(status.in_flight)
       showLatest(status.latest)
       byId('updated').textContent = 'updated ' + new Date().toLocaleTimeString()

@@ -1,7 +1,8 @@
 /**
  * A page for people: a browser opening the proxy's address gets its status instead of an error.
  * `GET /proxy/status` is the page (also at `/` while no FRONTEND_DIR is set), `GET /proxy/status.json`
- * what it shows: the quick cloud check (shared with /readyz), jobs in flight through this proxy and the
+ * what it shows: the quick cloud check (shared with /readyz), the cloud budget (CLOUD_MAX_RPS) in use,
+ * jobs in flight through this proxy and the
  * latest finished jobs of the account with thumbnails served through /view. No build step: one HTML
  * file with its script inline, which refreshes itself.
  */
@@ -69,6 +70,7 @@ const statusRoutes: FastifyPluginAsync = async (fastify) => {
       cloud: fastify.cloud.origin,
       check,
       startup_check: fastify.cloudCheck.startup ?? null,
+      budget: fastify.cloud.budget.snapshot(),
       in_flight: jobsInFlight,
       latest
     }

@@ -46,6 +46,7 @@ t.test('the status page shows the check, jobs in flight and the latest jobs with
   await page.waitForFunction('document.querySelector("#verdict").textContent.startsWith("OK")', undefined, { timeout: 20_000 })
   t.match(await page.textContent('#verdict'), /OK: Comfy Cloud accepts the key/)
   t.match(await page.textContent('#latency'), /^\d+ ms$/)
+  t.match(await page.textContent('#budget'), /^\d+ of \d+ calls per second in use · \d+ waiting/, 'the cloud budget in use')
   t.match(await page.textContent('#frontend'), /FRONTEND_DIR/, 'the page says how to add the web UI')
   await page.waitForFunction('[...document.querySelectorAll("img.thumbnail")].some(img => img.complete && img.naturalWidth === 96)', undefined, { timeout: 20_000 })
 

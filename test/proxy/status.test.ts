@@ -18,6 +18,8 @@ t.test('/proxy/status.json: in flight are only the jobs submitted through this p
   t.equal(status.in_flight[0].client_id, 'mine')
   t.match(status.check, { ok: true })
   t.equal(status.cloud, stack.simulator.url)
+  t.match(status.budget, { maxRps: 1000, waiting: 0, pausedForMs: 0 }, 'the cloud budget (the tests lift it to 1000 calls per second)')
+  t.type(status.budget.inUse, 'number')
 })
 
 t.test('a failing part of the status says why; the rest still shows', async t => {
