@@ -42,10 +42,18 @@ function withMsTimestamps (status: ExecutionStatus): ExecutionStatus {
   return { ...status, messages }
 }
 
+/** What ComfyUI raises on an interrupt; the deployed cloud reports such a run as `failed` with it (drift §2.2g). */
+const INTERRUPT_EXCEPTION = 'InterruptProcessingException'
+
+/** An interrupted run: a cloud `cancelled` job, or a `failed` one whose error is ComfyUI's interrupt. */
+export function wasInterrupted (job: Pick<JobDetail, 'status' | 'execution_error'>): boolean {
+  return job.status === 'cancelled' || (job.status === 'failed' && job.execution_error?.exception_type === INTERRUPT_EXCEPTION)
+}
+
 /**
  * A local status dict for a finished job that has no execution_status (notes §4.1): the start
  * event, then execution_success, execution_error (with the cloud's error fields) or
- * execution_interrupted.
+ * execution_interrupted, which local clients read as "cancelled" (notes §4.1 rule 4).
  */
 export function synthesizeStatus (job: JobDetail): ExecutionStatus {
   const promptId = job.id
@@ -56,13 +64,13 @@ export function synthesizeStatus (job: JobDetail): ExecutionStatus {
     messages.push(['execution_success', { prompt_id: promptId, timestamp: end }])
     return { status_str: 'success', completed: true, messages }
   }
-  if (job.status === 'failed') {
-    const error = job.execution_error
+  const error = job.execution_error
+  const where = { prompt_id: promptId, node_id: error?.node_id ?? null, node_type: error?.node_type ?? null, executed: Array.isArray(error?.executed) ? error.executed : [] }
+  if (wasInterrupted(job)) {
+    messages.push(['execution_interrupted', { ...where, timestamp: end }])
+  } else {
     messages.push(['execution_error', {
-      prompt_id: promptId,
-      node_id: error?.node_id ?? null,
-      node_type: error?.node_type ?? null,
-      executed: Array.isArray(error?.executed) ? error.executed : [],
+      ...where,
       exception_message: error?.exception_message ?? 'Cloud job failed',
       exception_type: error?.exception_type ?? 'ServiceError',
       traceback: error?.traceback ?? [],
@@ -70,8 +78,6 @@ export function synthesizeStatus (job: JobDetail): ExecutionStatus {
       current_outputs: error?.current_outputs ?? [],
       timestamp: end
     }])
-  } else {
-    messages.push(['execution_interrupted', { prompt_id: promptId, node_id: null, node_type: null, executed: [], timestamp: end }])
   }
   return { status_str: 'error', completed: false, messages }
 }

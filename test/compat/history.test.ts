@@ -109,3 +109,13 @@ t.test('history_v2 detail maps with its graph and outputs_to_execute, wrapped or
   delete noCreateTime.prompt!.extra_data!.create_time
   t.equal(historyEntryFromHistoryV2Detail(COMPLETED_ID, noCreateTime)!.prompt[0], 1763900000200, 'falls back to the first message time')
 })
+
+t.test('a failed job whose error is InterruptProcessingException is shown as a local interrupt (drift §2.2)', async t => {
+  const job = failedJobWithoutStatus()
+  job.execution_error = { ...job.execution_error!, exception_type: 'InterruptProcessingException', exception_message: 'Processing interrupted', executed: ['4'] }
+  const entry = historyEntryFromJob(job)!
+  t.equal(entry.status.status_str, 'error')
+  t.equal(entry.status.completed, false)
+  t.same(entry.status.messages.at(-1), ['execution_interrupted', { prompt_id: FAILED_ID, node_id: '3', node_type: 'KSampler', executed: ['4'], timestamp: 1763900104000 }])
+  t.notOk(entry.status.messages.some(([event]) => event === 'execution_error'), 'not shown as a failure')
+})
