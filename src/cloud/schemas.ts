@@ -4,7 +4,7 @@
  * because the deployed cloud is ahead of the spec. Where the deployed cloud is known to differ
  * from the spec, the schema follows the cloud and says why (cloud-api-notes §1.7, §3.5, §3.6).
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import { Ajv, type AnySchemaObject, type ErrorObject, type ValidateFunction } from 'ajv'
 
 const str = { type: 'string' } as const
 const bool = { type: 'boolean' } as const
@@ -58,21 +58,25 @@ export const ExecutionError = {
   }
 } as const
 
+/** `next_cursor` and a `total` that may be 0 under cursor paging come from the deployed cloud (drift §2.1). */
 export const PaginationInfo = {
   $id: 'PaginationInfo',
   type: 'object',
+  nullMeansAbsent: true,
   required: ['offset', 'limit', 'total', 'has_more'],
   properties: {
     offset: { type: 'integer', minimum: 0 },
     limit: { type: 'integer', minimum: 1 },
     total: { type: 'integer', minimum: 0 },
-    has_more: bool
+    has_more: bool,
+    next_cursor: str
   }
 } as const
 
 export const JobEntry = {
   $id: 'JobEntry',
   type: 'object',
+  nullMeansAbsent: true,
   required: ['id', 'status', 'create_time'],
   properties: {
     id: str,
@@ -100,6 +104,7 @@ export const JobsListResponse = {
 export const JobDetailResponse = {
   $id: 'JobDetailResponse',
   type: 'object',
+  nullMeansAbsent: true,
   required: ['id', 'status', 'create_time', 'update_time'],
   properties: {
     id: str,
@@ -107,6 +112,7 @@ export const JobDetailResponse = {
     // The spec calls it the "full ComfyUI workflow"; the cloud sends the container {prompt, extra_data} (notes §3.5).
     workflow: {
       type: 'object',
+      nullMeansAbsent: true,
       properties: { prompt: obj, extra_data: obj }
     },
     execution_error: { $ref: 'ExecutionError' },
@@ -141,6 +147,7 @@ export const ExecutionStatus = {
 export const HistoryEntry = {
   $id: 'HistoryEntry',
   type: 'object',
+  nullMeansAbsent: true,
   required: ['prompt_id'],
   properties: {
     prompt_id: str,
@@ -148,6 +155,7 @@ export const HistoryEntry = {
     workflow_id: str,
     prompt: {
       type: 'object',
+      nullMeansAbsent: true,
       properties: { priority: { type: 'number' }, prompt_id: str, extra_data: obj }
     },
     outputs: obj,
@@ -166,9 +174,11 @@ export const HistoryResponse = {
 export const HistoryDetailEntry = {
   $id: 'HistoryDetailEntry',
   type: 'object',
+  nullMeansAbsent: true,
   properties: {
     prompt: {
       type: 'object',
+      nullMeansAbsent: true,
       properties: {
         priority: { type: 'number' },
         prompt_id: str,
@@ -323,6 +333,24 @@ export function cloudSchema (name: string): Record<string, unknown> | undefined 
 }
 
 const ajv = new Ajv({ allErrors: false, strict: false })
+/**
+ * `nullMeansAbsent: true` on an object schema: its optional properties sent as null are removed before the
+ * properties are checked, so mappers see them as absent. The deployed cloud's own frontend accepts null on
+ * every optional job field (drift §1.6); a required property that is null still fails.
+ */
+ajv.addKeyword({
+  keyword: 'nullMeansAbsent',
+  type: 'object',
+  schemaType: 'boolean',
+  modifying: true,
+  before: 'properties',
+  validate: (enabled: boolean, data: Record<string, unknown>, parentSchema?: AnySchemaObject) => {
+    if (!enabled) return true
+    const required = (parentSchema?.required ?? []) as string[]
+    for (const key of Object.keys(data)) if (data[key] === null && !required.includes(key)) delete data[key]
+    return true
+  }
+})
 for (const schema of all) ajv.addSchema(schema)
 
 const compiled = new Map<string, ValidateFunction>()

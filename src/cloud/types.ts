@@ -34,7 +34,7 @@ export interface JobEntry {
 
 export interface JobsList {
   jobs: JobEntry[]
-  pagination: { offset: number, limit: number, total: number, has_more: boolean }
+  pagination: { offset: number, limit: number, total: number, has_more: boolean, next_cursor?: string }
 }
 
 export interface JobDetail extends JobEntry {
