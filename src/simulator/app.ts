@@ -88,6 +88,7 @@ function presentedKey (request: FastifyRequest): string | undefined {
 
 export function buildSimulator (opts: SimulatorOptions = {}): SimulatorInstance {
   const keys = opts.apiKeys ?? [DEFAULT_API_KEY]
+  const profile = opts.profile ?? 'spec'
   const store = new Store(keys)
   const files = new FileStore()
   const userData = new UserData()
@@ -96,8 +97,7 @@ export function buildSimulator (opts: SimulatorOptions = {}): SimulatorInstance 
   const signer = new Signer(opts.signingSecret ?? randomBytes(32).toString('hex'), opts.viewUrlTtlMs ?? 300_000)
   const models: ModelFolders = resolveModels(opts.models)
   const catalog = new Catalog(models)
-  const executor = new Executor(store, files, hub, { concurrency: opts.concurrency ?? 1, stepMs: opts.stepMs ?? 50, catalog, maxJobs: opts.maxJobs ?? DEFAULT_MAX_JOBS })
-  const profile = opts.profile ?? 'spec'
+  const executor = new Executor(store, files, hub, { concurrency: opts.concurrency ?? 1, stepMs: opts.stepMs ?? 50, catalog, maxJobs: opts.maxJobs ?? DEFAULT_MAX_JOBS, profile })
   const refusals = new Map<string, AccountRefusal>()
   const accounts = new WeakMap<FastifyRequest, Account>()
   const limiter = opts.rateLimit !== undefined && opts.rateLimit > 0 ? new RateLimiter(opts.rateLimit, 60_000) : undefined

@@ -13,6 +13,7 @@ import type { FileStore } from './storage.js'
 import { promptOf, TERMINAL, type Account, type ExecutionErrorInfo, type ExecutionMeta, type FileItem, type JobRecord, type NodeOutput, type PreviewOutput, type StatusMessage, type Store } from './store.js'
 import { NodeException } from './tensor.js'
 import type { SocketHub } from './ws.js'
+import { INTERRUPT_EXCEPTION, type SimulatorProfile } from './profile.js'
 
 interface Run {
   account: Account
@@ -81,6 +82,7 @@ export interface ExecutorOptions {
   catalog: Catalog
   /** finished jobs kept per account; older ones are forgotten with their files */
   maxJobs: number
+  profile: SimulatorProfile
 }
 
 export class Executor {
@@ -332,7 +334,9 @@ export class Executor {
     const preview = previewOutput(run.outputs)
     if (preview !== undefined) d.preview_output = preview
     d.outputs = run.outputs
-    d.execution_status = { status_str: status === 'completed' ? 'success' : 'error', completed: status === 'completed', messages: run.messages }
+    if (!withoutExecutionStatus(d.workflow?.extra_data)) {
+      d.execution_status = { status_str: status === 'completed' ? 'success' : 'error', completed: status === 'completed', messages: run.messages }
+    }
     d.execution_meta = run.meta
     if (error !== undefined) d.execution_error = error
     this.hub.send(run.account.key, { type: terminal[0], data: terminal[1] })
@@ -382,7 +386,20 @@ export class Executor {
     }
     const nodeType = run.current === null ? null : String(promptOf(d)[run.current]?.class_type)
     const message = this.record(run, 'execution_interrupted', { prompt_id: d.id, node_id: run.current, node_type: nodeType, executed: [...run.executed] }, false)
-    this.finish(run, 'cancelled', message)
+    if (this.options.profile === 'current') {
+      // The deployed cloud ends an interrupted run as failed with ComfyUI's interrupt exception (drift §2.2g).
+      this.finish(run, 'failed', message, {
+        node_id: run.current,
+        node_type: nodeType,
+        exception_message: 'Processing interrupted',
+        exception_type: INTERRUPT_EXCEPTION,
+        traceback: [],
+        current_inputs: {},
+        current_outputs: {}
+      })
+    } else {
+      this.finish(run, 'cancelled', message)
+    }
     return true
   }
 
@@ -396,6 +413,15 @@ export class Executor {
     this.caches.clear()
     this.jobFiles.clear()
   }
+}
+
+/**
+ * `extra_data.simulator = {execution_status: 'absent'}`: the job finishes without an execution_status, as the
+ * cloud records infrastructure failures (cloud-api-notes §4.1), in its jobs and history_v2 views alike.
+ */
+function withoutExecutionStatus (extraData: Record<string, unknown> | undefined): boolean {
+  const control = extraData?.simulator
+  return isPlainObject(control) && control.execution_status === 'absent'
 }
 
 function readOutcome (extraData: Record<string, unknown> | undefined): Outcome | undefined {

@@ -14,7 +14,7 @@ import {
   type Account, type JobRecord, type JobStatus, type Store
 } from './store.js'
 import { FEATURE_FLAGS } from './ws.js'
-import { FOREIGN_JOB_BODY, withUserModels, type SimulatorProfile } from './profile.js'
+import { cursorStart, detailWithNulls, encodeCursor, entryWithNulls, FOREIGN_JOB_BODY, withUserModels, type SimulatorProfile } from './profile.js'
 
 /** Pending jobs Comfy Cloud lets an account hold before `POST /api/prompt` answers 429 QUEUE_LIMIT (drift §1.4). */
 export const QUEUE_LIMIT = 100
@@ -93,10 +93,11 @@ function hasOutputType (job: JobRecord, type: string): boolean {
 }
 
 export function registerRoutes (app: FastifyInstance, { store, executor, accountOf, profile, catalog, files, queueLimit }: RouteDeps): void {
+  const current = profile === 'current'
   const allIds = (id: string): boolean => [...store.accounts.values()].some(account => account.jobs.has(id))
   /** The current cloud answers another account's job with a plain 403; the spec profile answers 404 like an unknown id. */
   const jobOf = (account: Account, rawId: string): JobRecord => {
-    if (profile === 'current' && !account.jobs.has(rawId.toLowerCase()) && allIds(rawId.toLowerCase())) {
+    if (current && !account.jobs.has(rawId.toLowerCase()) && allIds(rawId.toLowerCase())) {
       throw new HttpError(403, FOREIGN_JOB_BODY.code, FOREIGN_JOB_BODY.message)
     }
     return findJob(account, rawId)
@@ -119,7 +120,7 @@ export function registerRoutes (app: FastifyInstance, { store, executor, account
   // caller's own imported models (drift §2.11); the published spec has no such parameter.
   app.get('/api/object_info', async request => {
     const nodes = catalog.objectInfo(files.uploads(accountOf(request).key))
-    return profile === 'current' && (request.query as Query).include_user_models === 'true' ? withUserModels(nodes) : nodes
+    return current && (request.query as Query).include_user_models === 'true' ? withUserModels(nodes) : nodes
   })
 
   app.get('/api/features', async () => FEATURE_FLAGS)
@@ -218,13 +219,23 @@ export function registerRoutes (app: FastifyInstance, { store, executor, account
         if (da === undefined || db === undefined) return (da === undefined ? 1 : 0) - (db === undefined ? 1 : 0) || byCreate(a, b)
         return sign * (da - db) || byCreate(a, b)
       })
+    if (current && sortBy === 'create_time') {
+      // Keyset paging: `offset` is ignored and `total` is 0; `next_cursor` is absent on the last page (drift §2.1).
+      const start = query.after === undefined ? 0 : cursorStart(jobs, query.after, sortOrder)
+      const page = jobs.slice(start, start + limit)
+      const hasMore = start + page.length < jobs.length
+      const pagination = { offset: 0, limit, total: 0, has_more: hasMore, ...(hasMore ? { next_cursor: encodeCursor(page[page.length - 1], sortOrder) } : {}) }
+      return { jobs: page.map(job => entryWithNulls(entryView(job))), pagination }
+    }
     const page = jobs.slice(offset, offset + limit)
-    return { jobs: page.map(entryView), pagination: { offset, limit, total: jobs.length, has_more: offset + page.length < jobs.length } }
+    const entries = page.map(entryView)
+    return { jobs: current ? entries.map(entryWithNulls) : entries, pagination: { offset, limit, total: jobs.length, has_more: offset + page.length < jobs.length } }
   })
 
   app.get('/api/jobs/:job_id', async request => {
     const account = accountOf(request)
-    return detailView(account, jobOf(account, (request.params as { job_id: string }).job_id))
+    const detail = detailView(account, jobOf(account, (request.params as { job_id: string }).job_id))
+    return current ? detailWithNulls(detail) : detail
   })
 
   app.post('/api/jobs/:job_id/cancel', async request => {
