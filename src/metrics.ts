@@ -23,6 +23,7 @@ export class Metrics {
   readonly localAnswers: Counter<'route'>
   readonly budgetWaits: Histogram<'priority' | 'outcome'>
   readonly rateLimited: Counter
+  readonly itemsDropped: Counter<'schema'>
   private readonly callScope = new AsyncLocalStorage<CallScope>()
   private readonly scopes = new WeakMap<object, CallScope>()
 
@@ -61,6 +62,12 @@ export class Metrics {
       buckets: [0, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers
     })
+    this.itemsDropped = new Counter({
+      name: 'comfy_proxy_cloud_items_dropped_total',
+      help: 'Items of cloud lists dropped because they failed their schema, by schema',
+      labelNames: ['schema'],
+      registers
+    })
     this.rateLimited = new Counter({
       name: 'comfy_proxy_cloud_rate_limited_total',
       help: 'Comfy Cloud answers 429 that paused the proxy\'s reads',
@@ -75,7 +82,8 @@ export class Metrics {
         this.cloudCalls.observe({ method, route, outcome }, seconds)
         this.countCall()
       },
-      schemaFailure: (schema) => { this.schemaFailures.inc({ schema }) }
+      schemaFailure: (schema) => { this.schemaFailures.inc({ schema }) },
+      itemDropped: (schema) => { this.itemsDropped.inc({ schema }) }
     }
   }
 

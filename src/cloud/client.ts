@@ -17,9 +17,10 @@ import { Gate, GateTimeoutError } from './gate.js'
 export interface CloudObserver {
   call: (method: string, route: string, outcome: string, seconds: number) => void
   schemaFailure: (schema: string) => void
+  itemDropped: (schema: string) => void
 }
 
-const noObserver: CloudObserver = { call: () => {}, schemaFailure: () => {} }
+const noObserver: CloudObserver = { call: () => {}, schemaFailure: () => {}, itemDropped: () => {} }
 
 export interface CloudClientOptions {
   baseUrl: string
@@ -190,6 +191,26 @@ export class CloudClient {
       (err: unknown) => { if (err instanceof ProxyError && err.type === 'cloud_account_refused') return true; throw err })
       .finally(() => { this.accountProbe = undefined })
     return await this.accountProbe
+  }
+
+  /**
+   * The items of a list answer that pass `schema`. Each one that does not is dropped, logged and counted:
+   * one bad job must not turn a whole history page into a 502 (drift §1.6).
+   */
+  validItems<T> (items: unknown[], schema: CloudSchemaName, where: string): T[] {
+    const validate = cloudValidator(schema)
+    const valid: T[] = []
+    for (const [index, item] of items.entries()) {
+      if (validate(item)) {
+        valid.push(item as T)
+        continue
+      }
+      const { field, message } = describeSchemaError(validate.errors![0])
+      const id = typeof item === 'object' && item !== null ? (item as Record<string, unknown>).id ?? (item as Record<string, unknown>).prompt_id : undefined
+      this.log.warn({ cloud: { where, schema, index, id: typeof id === 'string' ? id : undefined, field, message } }, 'cloud list item failed its schema; dropped')
+      this.observer.itemDropped(schema)
+    }
+    return valid
   }
 
   /**

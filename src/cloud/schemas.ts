@@ -91,12 +91,13 @@ export const JobEntry = {
   }
 } as const
 
+/** The page; its jobs are checked one by one against JobEntry, so one bad job does not cost the page (drift §1.6). */
 export const JobsListResponse = {
   $id: 'JobsListResponse',
   type: 'object',
   required: ['jobs', 'pagination'],
   properties: {
-    jobs: { type: 'array', items: { $ref: 'JobEntry' } },
+    jobs: { type: 'array', items: obj },
     pagination: { $ref: 'PaginationInfo' }
   }
 } as const
@@ -164,11 +165,12 @@ export const HistoryEntry = {
   }
 } as const
 
+/** The list; its items are checked one by one against HistoryEntry, like the jobs list. */
 export const HistoryResponse = {
   $id: 'HistoryResponse',
   type: 'object',
   required: ['history'],
-  properties: { history: { type: 'array', items: { $ref: 'HistoryEntry' } } }
+  properties: { history: { type: 'array', items: obj } }
 } as const
 
 export const HistoryDetailEntry = {

@@ -146,6 +146,14 @@ export class Jobs {
     return this.cache.getEntry(id) ?? await this.load(id)
   }
 
+  /**
+   * The entry from the job itself (GET /api/jobs/{id}) whatever the history source: what confirms a
+   * history_v2 record without a finished status (issue 16), once for a finished job, through the cache.
+   */
+  async jobEntry (id: string): Promise<string | undefined> {
+    return this.cache.getEntry(id) ?? await this.cache.shared(`entry:jobs:${id}`, async () => await this.loadJob(id), 0)
+  }
+
   /** GET /prompt's queue_remaining: the account's unfinished jobs, from the tracker. */
   async queueRemaining (): Promise<number> {
     try {
@@ -249,11 +257,9 @@ export class Jobs {
     if (response.status !== 200) return this.notThere(id, response.status)
     const detail = unwrapHistoryV2Detail(id, response.body)
     const entry = detail === undefined ? null : historyEntryFromHistoryV2Detail(id, detail)
-    // A history record without a final status belongs to a job still running (notes §2.4).
-    if (entry === null) {
-      this.tracker.learnFromDetail(id, 'in_progress')
-      return undefined
-    }
+    // A record without a finished status may be running (it exists once execution starts, notes §2.4) or
+    // have finished without one (notes §4.1): the job says which (issue 16).
+    if (entry === null) return await this.loadJob(id)
     this.tracker.learnFromDetail(id, 'completed')
     const json = this.localJson(id, entry)
     this.cache.setEntry(id, json, generation)

@@ -3,16 +3,11 @@
  * (default) or the deprecated /api/history_v2 (HISTORY_SOURCE=history_v2; notes §4.2 option B).
  */
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
-import type { HistoryV2Entry, JobsList, Json } from '../cloud/types.js'
-import { historyEntryFromHistoryV2, withIdentity, type LocalHistoryEntry } from '../compat/history.js'
-import { identityOf } from '../jobs/prompt-ids.js'
-import { firstValue, historyWindow, parsePythonInt, pythonTruthy } from '../compat/params.js'
+import type { Json } from '../cloud/types.js'
+import { firstValue, parsePythonInt, pythonTruthy } from '../compat/params.js'
 import { badRequest, sendLocalNotFound } from '../errors.js'
 import { INVALID_JSON } from '../body.js'
-import { mapLimit } from '../concurrency.js'
-
-/** [prompt_id, JSON text of its entry], oldest first: what a local history answer is made of. */
-type EntryJson = [string, string]
+import { historyList, type EntryJson } from '../jobs/history-sources.js'
 
 /** `{"<id>": <entry>, …}` in the given order, from already serialised entries. */
 function historyJson (entries: EntryJson[]): string {
@@ -25,10 +20,6 @@ function clientKeyed (fastify: FastifyInstance, entries: EntryJson[]): EntryJson
   return entries.filter(([cloudId]) => !promptIds.superseded(cloudId)).map(([cloudId, json]) => [promptIds.toClient(cloudId), json])
 }
 
-const FINISHED_STATUSES = 'completed,failed,cancelled'
-const CLOUD_PAGE = 1000
-const DETAIL_CONCURRENCY = 8
-
 function integerParam (query: Record<string, unknown>, name: string): number | undefined {
   const raw = firstValue(query[name])
   if (raw === undefined) return undefined
@@ -36,78 +27,6 @@ function integerParam (query: Record<string, unknown>, name: string): number | u
   // Local ComfyUI answers these with a bare 500 (contract §1.3); a client deserves to know which parameter is wrong.
   if (value === undefined) throw badRequest('invalid_query', `${name} must be an integer`, { parameter: name, value: raw })
   return value
-}
-
-/** Ids of finished jobs, newest first, starting `skip` from the newest: as many as `count`, fewer if the cloud has fewer. */
-async function newestFinishedJobIds (fastify: FastifyInstance, skip: number, count: number): Promise<string[]> {
-  const ids: string[] = []
-  while (ids.length < count) {
-    const offset = skip + ids.length
-    const limit = Math.min(count - ids.length, CLOUD_PAGE)
-    const page = await fastify.cache.shared(`jobs:${offset}:${limit}`, async () => (await fastify.cloud.call<JobsList>({
-      method: 'GET',
-      path: '/api/jobs',
-      query: { status: FINISHED_STATUSES, sort_by: 'create_time', sort_order: 'desc', offset, limit },
-      schema: 'JobsListResponse'
-    })).body)
-    for (const job of page.jobs) ids.push(job.id)
-    if (!page.pagination.has_more || page.jobs.length === 0) break
-  }
-  return ids.slice(0, count)
-}
-
-async function finishedJobTotal (fastify: FastifyInstance): Promise<number> {
-  const page = await fastify.cache.shared('jobs:total', async () => (await fastify.cloud.call<JobsList>({
-    method: 'GET',
-    path: '/api/jobs',
-    query: { status: FINISHED_STATUSES, sort_by: 'create_time', sort_order: 'desc', offset: 0, limit: 1 },
-    schema: 'JobsListResponse'
-  })).body)
-  return page.pagination.total
-}
-
-async function historyFromJobs (fastify: FastifyInstance, maxItems: number | undefined, offset: number | undefined): Promise<EntryJson[]> {
-  const cap = fastify.jobs.historyCap
-  let newestFirst: string[]
-  if (maxItems !== undefined && (offset === undefined || offset < 0)) {
-    // The newest max_items (contract §1.3): no total needed.
-    newestFirst = maxItems > 0 ? await newestFinishedJobIds(fastify, 0, Math.min(maxItems, cap)) : []
-  } else if (offset === undefined || offset < 0) {
-    newestFirst = await newestFinishedJobIds(fastify, 0, cap)
-  } else {
-    // Offsets count from the oldest retained entry: the window needs the total first (notes §4.2).
-    const total = Math.min(await finishedJobTotal(fastify), cap)
-    const { start, count } = historyWindow(maxItems, offset, total)
-    newestFirst = count > 0 ? await newestFinishedJobIds(fastify, total - start - count, count) : []
-  }
-  const entries = await mapLimit(newestFirst, DETAIL_CONCURRENCY, async id => await fastify.jobs.finishedEntry(id))
-  const history: EntryJson[] = []
-  for (let i = newestFirst.length - 1; i >= 0; i--) {
-    const entry = entries[i]
-    if (entry !== undefined) history.push([newestFirst[i], entry])
-  }
-  return history
-}
-
-async function historyFromHistoryV2 (fastify: FastifyInstance, maxItems: number | undefined, offset: number | undefined): Promise<EntryJson[]> {
-  const cap = fastify.config.historyMaxEntries
-  const newestOnly = maxItems !== undefined && (offset === undefined || offset < 0)
-  if (newestOnly && maxItems <= 0) return []
-  // history_v2 has no total: take the newest max_items, or everything up to the cap and slice locally.
-  const fetchCount = newestOnly ? Math.min(maxItems, cap) : cap
-  const body = await fastify.cache.shared(`history_v2:${fetchCount}`, async () => (await fastify.cloud.call<{ history: HistoryV2Entry[] }>({
-    method: 'GET',
-    path: '/api/history_v2',
-    query: { max_items: fetchCount, offset: 0 },
-    schema: 'HistoryResponse'
-  })).body)
-  const oldestFirst: Array<[string, LocalHistoryEntry]> = []
-  for (let i = Math.min(body.history.length, fetchCount) - 1; i >= 0; i--) {
-    const entry = historyEntryFromHistoryV2(body.history[i])
-    if (entry !== null) oldestFirst.push([body.history[i].prompt_id, entry])
-  }
-  const { start, count } = newestOnly ? { start: 0, count: oldestFirst.length } : historyWindow(maxItems, offset, oldestFirst.length)
-  return oldestFirst.slice(start, start + count).map(([id, entry]) => [id, JSON.stringify(withIdentity(entry, identityOf(fastify.promptIds, id, entry.prompt[0])))])
 }
 
 function deleteList (value: unknown): string[] {
@@ -122,9 +41,7 @@ const historyRoutes: FastifyPluginAsync = async (fastify) => {
     const query = request.query as Record<string, unknown>
     const maxItems = integerParam(query, 'max_items')
     const offset = integerParam(query, 'offset')
-    const entries = fastify.config.historySource === 'history_v2'
-      ? await historyFromHistoryV2(fastify, maxItems, offset)
-      : await historyFromJobs(fastify, maxItems, offset)
+    const entries = await historyList(fastify, maxItems, offset)
     return await reply.type('application/json; charset=utf-8').send(historyJson(clientKeyed(fastify, entries)))
   })
 
