@@ -312,6 +312,20 @@ export const SystemStatsResponse = {
   }
 } as const
 
+/** GET /api/experiment/models: the model folders (spec ModelFolder). */
+export const ModelFolderList = {
+  $id: 'ModelFolderList',
+  type: 'array',
+  items: { type: 'object', required: ['name'], properties: { name: str, folders: strList } }
+} as const
+
+/** GET /api/experiment/models/{folder}: the files of one folder (spec ModelFile). */
+export const ModelFileList = {
+  $id: 'ModelFileList',
+  type: 'array',
+  items: { type: 'object', required: ['name'], properties: { name: str, pathIndex: { type: 'integer' } } }
+} as const
+
 /** A WebSocket text frame: {type, data}. Types beyond the spec's list (notification, feature_flags, …) are allowed. */
 export const WebSocketMessage = {
   $id: 'WebSocketMessage',
@@ -324,7 +338,7 @@ const all = [
   ErrorResponse, PromptResponse, PromptInfo, ExecutionError, PaginationInfo, JobEntry, JobsListResponse,
   JobDetailResponse, ExecutionStatus, HistoryEntry, HistoryResponse, HistoryDetailEntry, HistoryDetailResponse,
   QueueItem, QueueInfo, QueueManageResponse, CancelResponse, NodeInfo, ObjectInfoResponse, FeaturesResponse,
-  UploadImageResponse, SystemStatsResponse, WebSocketMessage
+  UploadImageResponse, SystemStatsResponse, ModelFolderList, ModelFileList, WebSocketMessage
 ]
 
 export type CloudSchemaName = typeof all[number]['$id']

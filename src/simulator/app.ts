@@ -16,6 +16,7 @@ import { resolveModels, type ModelFolder, type ModelFolders } from './models.js'
 import { isPlainObject } from './nodes.js'
 import { RateLimiter } from './rate-limit.js'
 import { QUEUE_LIMIT, registerRoutes } from './routes.js'
+import { MODEL_LISTING_ROUTES, registerModelListing } from './model-listing.js'
 import { FileStore, MAX_UPLOAD_SIZE, registerStorageRoutes, Signer } from './storage.js'
 import { Store, type Account, type JobDetail, type JobStatus } from './store.js'
 import { registerWs, SocketHub } from './ws.js'
@@ -76,7 +77,7 @@ export type SimulatorInstance = FastifyInstance & { simulator: SimulatorControl 
 
 const MAX_RECORDED = 1000
 /** Public routes per the spec (`security: []` or optional auth). */
-const PUBLIC = new Set(['/api/system_stats', '/api/features', '/api/global_subgraphs', '/api/global_subgraphs/:id'])
+const PUBLIC = new Set(['/api/system_stats', '/api/features', '/api/global_subgraphs', '/api/global_subgraphs/:id', ...MODEL_LISTING_ROUTES])
 
 /** The key a request carries: `X-API-Key: <key>` or `Authorization: Bearer <key>` (cloud-api-notes §1.2). */
 function presentedKey (request: FastifyRequest): string | undefined {
@@ -198,6 +199,7 @@ export function buildSimulator (opts: SimulatorOptions = {}): SimulatorInstance 
   app.register(async instance => {
     // The deployed cloud caps queued jobs (drift §1.4); the spec profile plays it only when asked.
     registerRoutes(instance, { store, executor, accountOf, profile, catalog, files, queueLimit: opts.queueLimit ?? (profile === 'current' ? QUEUE_LIMIT : 0) })
+    registerModelListing(instance, models)
     registerStorageRoutes(instance, { files, signer, accountOf: request => accountOf(request).key })
     registerUserdataRoutes(instance, { userData, accountOf: request => accountOf(request).key })
     registerWs(instance, { hub, accountOf: request => accountOf(request).key, remaining: key => store.account(key).remaining() })
