@@ -25,6 +25,11 @@ async function catalogue (fastify: FastifyInstance): Promise<Catalogue> {
   }, OBJECT_INFO_TTL_MS)
 }
 
+/** The cloud's node catalogue (what GET /object_info answers), shared with the other routes that read it. */
+export async function loadObjectInfo (fastify: FastifyInstance): Promise<Json> {
+  return (await catalogue(fastify)).nodes
+}
+
 const objectInfoRoutes: FastifyPluginAsync = async (fastify) => {
   fastify.get('/object_info', async (_request, reply) => {
     return await reply.type('application/json; charset=utf-8').send((await catalogue(fastify)).text)
