@@ -8,7 +8,7 @@ t.test('untranslated routes pass through to /api/<route> with the server key and
   const stack = await startStack(t)
   const sim = stack.simulator.app.simulator
   const headers = { authorization: 'Bearer client', 'x-api-key': 'client-key', cookie: 'a=b', 'x-comfy-workspace-id': 'ws-1' }
-  for (const path of ['/system_stats', '/api/system_stats', '/features', '/api/features']) {
+  for (const path of ['/history_v2', '/api/history_v2', '/history_v2?max_items=1']) {
     sim.requests.length = 0
     const { status, body } = await getJson(`${stack.url}${path}`, { headers })
     t.equal(status, 200, path)
@@ -24,16 +24,16 @@ t.test('untranslated routes pass through to /api/<route> with the server key and
 t.test('regression: a passed-through request reaches the cloud once (a success was retried)', async t => {
   const stack = await startStack(t)
   const sim = stack.simulator.app.simulator
-  for (let i = 0; i < 3; i++) t.equal((await getJson(`${stack.url}/system_stats`)).status, 200)
-  t.equal(sim.requests.filter(r => r.url === '/api/system_stats').length, 3)
+  for (let i = 0; i < 3; i++) t.equal((await getJson(`${stack.url}/history_v2`)).status, 200)
+  t.equal(sim.requests.filter(r => r.url === '/api/history_v2').length, 3)
 })
 
 t.test('a passed-through read is retried once after a dropped connection; a write never is', async t => {
   const stack = await startStack(t)
   const sim = stack.simulator.app.simulator
-  sim.faults.set('GET /api/system_stats', { reset: true, times: 1 })
-  t.equal((await getJson(`${stack.url}/system_stats`)).status, 200)
-  t.equal(sim.requests.filter(r => r.url === '/api/system_stats').length, 2)
+  sim.faults.set('GET /api/history_v2', { reset: true, times: 1 })
+  t.equal((await getJson(`${stack.url}/history_v2`)).status, 200)
+  t.equal(sim.requests.filter(r => r.url === '/api/history_v2').length, 2)
   sim.faults.set('POST /api/upload/image', { reset: true, times: 1 })
   const form = new FormData()
   form.append('image', new Blob([Buffer.from('x')], { type: 'image/png' }), 'x.png')
