@@ -35,6 +35,10 @@ import promptRoutes from './routes/prompt.js'
 import queueRoutes from './routes/queue.js'
 import viewRoutes from './routes/view.js'
 import objectInfoRoutes from './routes/object-info.js'
+import modelRoutes from './routes/models.js'
+import systemRoutes from './routes/system.js'
+import logRoutes from './routes/logs.js'
+import { LogRing } from './log-ring.js'
 import wsRoutes from './routes/ws.js'
 import jobsRoutes from './routes/jobs.js'
 import passthroughRoutes from './routes/passthrough.js'
@@ -89,6 +93,8 @@ const translatedRoutes: FastifyPluginAsync = async (fastify) => {
     await fastify.register(promptRoutes, { prefix })
     await fastify.register(queueRoutes, { prefix })
     await fastify.register(objectInfoRoutes, { prefix })
+    await fastify.register(modelRoutes, { prefix })
+    await fastify.register(systemRoutes, { prefix })
     await fastify.register(settingsRoutes, { prefix })
     await fastify.register(frontendApiRoutes, { prefix })
     await fastify.register(jobsRoutes, { prefix })
@@ -105,7 +111,9 @@ export interface BuildOptions {
 
 export function buildApp (config: Config, options: BuildOptions = {}): FastifyInstance {
   const timeouts = serverTimeouts(config.headersTimeoutMs)
-  const logger = pino(loggerOptions(config.logLevel, [config.apiKey, config.proxyAuthToken]), options.logStream ?? process.stdout)
+  // The written (scrubbed) lines are also kept for /internal/logs.
+  const logRing = new LogRing()
+  const logger = pino(loggerOptions(config.logLevel, [config.apiKey, config.proxyAuthToken]), logRing.tee(options.logStream ?? process.stdout))
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     requestIdHeader: 'x-request-id',
@@ -242,6 +250,7 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
   })
   void app.register(healthRoutes)
   void app.register(translatedRoutes)
+  void app.register(logRoutes, { ring: logRing })
   void app.register(frontendFiles)
   void app.register(statusRoutes)
   void app.register(passthroughRoutes)
