@@ -3,7 +3,7 @@ import t from 'tap'
 import { connect } from 'node:net'
 import { Agent, request } from 'undici'
 import WebSocket from 'ws'
-import { defaultGraph, getJson, getRawPath, postJson, startStack } from '../helpers.js'
+import { defaultGraph, getJson, getRawPath, postJson, startStack, waitFor } from '../helpers.js'
 
 function isEnvelope (body: any): boolean {
   return typeof body?.error?.type === 'string' && typeof body.error.message === 'string' && 'details' in body.error && 'extra_info' in body.error
@@ -55,7 +55,8 @@ t.test('regression: close() hung for the keep-alive timeout after an in-flight r
   const agent = new Agent({ keepAliveTimeout: 60_000 })
   t.teardown(async () => { await agent.close() })
   const inFlight = request(`${stack.url}/prompt`, { dispatcher: agent })
-  await new Promise(resolve => setTimeout(resolve, 50))
+  // In flight means the cloud has it: on a loaded machine a fixed pause may end before the proxy has even read the request.
+  await waitFor(async () => stack.simulator.app.simulator.requests.some(r => r.url.startsWith('/api/jobs')) ? true : undefined, 5_000, 'the request to reach the cloud')
   const started = Date.now()
   const closing = stack.app.close()
   const answer = await inFlight
