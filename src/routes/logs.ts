@@ -4,6 +4,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify'
 import type { LogRing } from '../log-ring.js'
+import { refuseOtherMethods } from './methods.js'
 
 /** Local reports its terminal's size with the raw entries; the proxy has none, so the usual default. */
 const TERMINAL_SIZE = { cols: 80, rows: 24 }
@@ -15,6 +16,8 @@ const logRoutes: FastifyPluginAsync<{ ring: LogRing }> = async (fastify, { ring 
   })
 
   fastify.get('/internal/logs/raw', async () => ({ entries: ring.entries(), size: TERMINAL_SIZE }))
+
+  for (const url of ['/internal/logs', '/internal/logs/raw']) refuseOtherMethods(fastify, url, ['GET'])
 }
 
 export default logRoutes

@@ -29,6 +29,15 @@ t.test('/internal/logs is one JSON string of `time - message` lines; /internal/l
   }
 })
 
+t.test('a wrong method is local\'s 405, not a call to the cloud', async t => {
+  const stack = await startStack(t)
+  const sim = stack.simulator.app.simulator
+  sim.requests.length = 0
+  const answer = await getJson(`${stack.url}/internal/logs`, { method: 'POST', body: '{}' })
+  t.equal(answer.status, 405)
+  t.same(sim.requests, [])
+})
+
 t.test('only without /api, like local\'s /internal routes', async t => {
   const stack = await startStack(t)
   const prefixed = await getJson(`${stack.url}/api/internal/logs`)
