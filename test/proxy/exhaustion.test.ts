@@ -103,7 +103,7 @@ t.test('/healthz stayed green while the event loop or a pool was wedged', async 
   const { sockets } = stalledUploads(pools.url, 1)
   t.teardown(() => { for (const socket of sockets) socket.destroy() })
   await new Promise(resolve => setTimeout(resolve, 200))
-  const waited = await getJson(`${pools.url}/system_stats`)
+  const waited = await getJson(`${pools.url}/history_v2`)
   t.same([waited.status, waited.body.error.type], [504, 'cloud_timeout'], 'a pass-through request waits for a connection at most CLOUD_TIMEOUT_MS')
   const wedged = await getJson(`${pools.url}/healthz`)
   t.equal(wedged.status, 503, 'a pool where nothing came free for CLOUD_TIMEOUT_MS fails /healthz')
