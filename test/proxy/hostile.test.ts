@@ -51,7 +51,7 @@ t.test('a cloud that echoes the server key: masked in every body, header, cookie
   const percent = key.split('').map(c => `%${c.charCodeAt(0).toString(16)}`).join('')
   cloud.handle = (req, res) => {
     const path = (req.url ?? '').split('?')[0]
-    if (path === '/api/system_stats') {
+    if (path === '/api/history_v2') {
       return json(res, 200, { echo: key, encoded: percent, partly: `%63${key.slice(1)}` }, {
         'x-echo': key, 'set-cookie': [`session=${key}`], location: `/api/x?token=${encodeURIComponent(key)}`, 'content-type': 'application/json'
       })
@@ -69,7 +69,7 @@ t.test('a cloud that echoes the server key: masked in every body, header, cookie
   }
   const proxy = await startProxy(t, { cloudUrl: cloud.url, apiKey: key, cloudRetries: 0 })
   const answers = [
-    await rawRequest(proxy.url, { path: '/system_stats' }),
+    await rawRequest(proxy.url, { path: '/history_v2' }),
     await rawRequest(proxy.url, { path: '/prompt' }),
     await rawRequest(proxy.url, { method: 'POST', path: '/prompt', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: defaultGraph() }) }),
     await rawRequest(proxy.url, { path: '/view?filename=x.png' }),
@@ -99,14 +99,14 @@ t.test('a cloud that echoes the server key: masked in every body, header, cookie
 t.test('hop-by-hop headers: the cloud\'s Connection/Keep-Alive never override the client\'s Connection: close, and none reach the cloud', async t => {
   const cloud = await startHostileCloud(t)
   cloud.handle = (req, res) => {
-    if ((req.url ?? '').startsWith('/api/system_stats')) {
+    if ((req.url ?? '').startsWith('/api/history_v2')) {
       return json(res, 200, { ok: true }, { connection: 'keep-alive, x-hop', 'keep-alive': 'timeout=600', 'x-hop': 'secret-hop', 'proxy-connection': 'keep-alive' })
     }
     return undefined
   }
   const proxy = await startProxy(t, { cloudUrl: cloud.url, apiKey: 'comfyui-hop-key' })
   const answer = await rawRequest(proxy.url, {
-    path: '/system_stats',
+    path: '/history_v2',
     headers: { connection: 'close, x-client-hop', 'x-client-hop': 'v', te: 'trailers', 'keep-alive': 'timeout=5', 'x-forwarded-for': '10.9.8.7', forwarded: 'for=10.9.8.7', 'x-real-ip': '10.9.8.7', 'x-custom': 'kept' }
   })
   t.equal(answer.status, 200)
@@ -114,7 +114,7 @@ t.test('hop-by-hop headers: the cloud\'s Connection/Keep-Alive never override th
   t.equal(answer.headers['keep-alive'], undefined)
   t.equal(answer.headers['x-hop'], undefined, 'a header the cloud named in Connection is not relayed')
   t.equal(answer.headers['proxy-connection'], undefined)
-  const sent = cloud.received.find(r => r.url.startsWith('/api/system_stats'))?.headers ?? {}
+  const sent = cloud.received.find(r => r.url.startsWith('/api/history_v2'))?.headers ?? {}
   for (const name of ['x-client-hop', 'te', 'keep-alive', 'x-forwarded-for', 'forwarded', 'x-real-ip']) t.equal(sent[name], undefined, `${name} does not reach the cloud`)
   t.equal(sent['x-custom'], 'kept', 'end-to-end headers do')
 })
