@@ -914,14 +914,14 @@ t.test('3a. hostile clients: stalled uploads, DNS rebinding, cross-origin pages,
       if (!['408 request_timeout', '504 cloud_timeout'].includes(outcome)) judge.violate('unexpected outcome', 'stalled upload', outcome)
     }
   }
-  judge.check('GET /system_stats after the stalled uploads', await driver.send({ method: 'GET', path: '/system_stats', headers: auth }), { cls: 'passthrough', ok: ok.json, expect: ['200'], maxMs: 4_000 })
+  judge.check('GET /history_v2 after the stalled uploads', await driver.send({ method: 'GET', path: '/history_v2', headers: auth }), { cls: 'passthrough', ok: ok.json, expect: ['200'], maxMs: 4_000 })
   notes.push(`32 stalled uploads with 4 streaming connections: translated reads during them answered 200, slowest ${Math.round(slowestRead)} ms; every stalled socket was closed (408 or 504) within ${(closeMs / 1000).toFixed(1)} s (BODY_TIMEOUT_MS=${bodyTimeoutMs})`)
 
   // b) DNS rebinding (a Host that is not loopback) and cross-origin pages (an Origin that is not the loopback Host).
   sim.requests.length = 0
   const foreignHosts = ['rebind.attacker.example', `rebind.attacker.example:${port}`, '127.0.0.1.nip.io', 'localhost.attacker.example', '0x7f.attacker']
   for (const host of foreignHosts) {
-    for (const [method, path, body] of [['GET', '/history', ''], ['POST', '/prompt', '{"prompt":{}}'], ['GET', '/system_stats', '']]) {
+    for (const [method, path, body] of [['GET', '/history', ''], ['POST', '/prompt', '{"prompt":{}}'], ['GET', '/history_v2', '']]) {
       const raw = await rawExchange(port, `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`)
       judge.check(`${method} ${path} with Host ${host}`, parseRawResponse(raw.bytes, raw.ms), { cls: 'raw', expect: ['403 forbidden_host'] })
     }
@@ -1037,7 +1037,7 @@ t.test('3b. a misbehaving cloud: echoed keys, hop-by-hop headers, a 300 MiB answ
     const json = (status: number, body: unknown, headers: Record<string, string | string[]> = {}): void => {
       res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body))
     }
-    if (path === '/api/system_stats') json(200, { echo: key, encoded: percent }, { 'x-echo': key, 'set-cookie': [`s=${key}`], location: `/x?k=${key}`, connection: 'keep-alive, x-hop', 'keep-alive': 'timeout=600', 'x-hop': key })
+    if (path === '/api/history_v2') json(200, { echo: key, encoded: percent }, { 'x-echo': key, 'set-cookie': [`s=${key}`], location: `/x?k=${key}`, connection: 'keep-alive, x-hop', 'keep-alive': 'timeout=600', 'x-hop': key })
     else if (path === '/api/features') json(500, { message: key }, { 'set-cookie': `a=${key}`, location: 'https://attacker.example/' })
     else if (path === '/api/prompt' && req.method === 'POST') json(400, { error: { type: 'bad', message: `key ${key}`, details: percent, extra_info: { key } }, node_errors: {} })
     else if (path === '/api/view') json(400, { message: `no file for ${key}` })
@@ -1081,7 +1081,7 @@ t.test('3b. a misbehaving cloud: echoed keys, hop-by-hop headers, a 300 MiB answ
     if (answer.headers['keep-alive'] === 'timeout=600' || answer.headers['x-hop'] !== undefined) judge.violate('hop-by-hop header relayed', label, JSON.stringify(answer.headers))
   }
   const cases: Array<[Req, Spec]> = [
-    [{ method: 'GET', path: '/system_stats' }, { cls: 'passthrough', ok: ok.json, expect: ['200'] }],
+    [{ method: 'GET', path: '/history_v2' }, { cls: 'passthrough', ok: ok.json, expect: ['200'] }],
     [{ method: 'GET', path: '/features' }, { cls: 'passthrough', expect: ['502 cloud_error'] }],
     [{ method: 'POST', path: '/prompt', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: defaultGraph() }) }, { cls: 'prompt', expect: ['400'] }],
     [{ method: 'GET', path: '/view?filename=x.png' }, { cls: 'translated', expect: ['400'] }],
