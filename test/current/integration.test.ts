@@ -12,6 +12,7 @@ await import('../proxy/routes.test.js')
 await import('../clients/comfy-ui-client.test.js')
 await import('../clients/saintno-comfyui-sdk.test.js')
 await import('../clients/stable-canvas-comfyui-client.test.js')
+await import('../clients/comfyui-mcp.test.js')
 
 const { default: t } = await import('tap')
 const { startStack, getJson } = await import('../helpers.js')

@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join, posix } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-t.setTimeout(300_000)
+// Two npm ci runs, each compiling better-sqlite3 from source (its prebuilt binaries are not on the npm registry).
+t.setTimeout(600_000)
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const read = (file: string): string => readFileSync(join(root, file), 'utf8')
