@@ -8,7 +8,6 @@ import { basename, join, relative, sep } from 'node:path'
 import type { FastifyPluginAsync } from 'fastify'
 import fastifyStatic from '@fastify/static'
 import { sendLocalNotFound } from '../errors.js'
-import { refuseOtherMethods } from './methods.js'
 
 /** Vite's build names its output `assets/<name>-<hash>.<ext>`: such a file never changes. */
 const HASHED_ASSET = /-[A-Za-z0-9_-]{8,}\.[a-z0-9]+$/
@@ -53,7 +52,6 @@ export const frontendApiRoutes: FastifyPluginAsync = async (fastify) => {
   // Translations and example workflows of custom nodes: a proxy has no custom nodes.
   fastify.get('/i18n', async () => ({}))
   fastify.get('/workflow_templates', async () => ({}))
-  for (const url of ['/extensions', '/i18n', '/workflow_templates']) refuseOtherMethods(fastify, url, ['GET'])
 }
 
 /**

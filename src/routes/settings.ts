@@ -6,7 +6,6 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import { INVALID_JSON } from '../body.js'
 import { badRequest, ProxyError } from '../errors.js'
 import { SettingsFullError } from '../store/settings.js'
-import { refuseOtherMethods } from './methods.js'
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -58,10 +57,6 @@ const settingsRoutes: FastifyPluginAsync = async (fastify) => {
     await save({ [request.params.id]: jsonBody(request.body) })
     return await emptyOk(reply)
   })
-
-  refuseOtherMethods(fastify, '/users', ['GET', 'POST'])
-  refuseOtherMethods(fastify, '/settings', ['GET', 'POST'])
-  refuseOtherMethods(fastify, '/settings/:id', ['GET', 'POST'])
 }
 
 export default settingsRoutes
