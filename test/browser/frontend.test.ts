@@ -16,8 +16,8 @@ const TEMPLATES_DIR = fileURLToPath(new URL('../fixtures/templates', import.meta
 
 /**
  * The start-up requests of ComfyUI's web frontend, in its order: user and settings, translations, system
- * stats, saved workflows, extension list and scripts, node definitions, subgraph blueprints, the WebSocket,
- * features, templates, then the queue and history panels (both read /api/jobs).
+ * stats, saved workflows, extension list and scripts, node definitions, subgraph blueprints, the model
+ * library's folders, the WebSocket, features, templates, then the queue and history panels (/api/jobs).
  */
 const STARTUP = [
   'GET /api/users',
@@ -28,6 +28,7 @@ const STARTUP = [
   'GET /api/extensions',
   'GET /api/object_info',
   'GET /api/global_subgraphs',
+  'GET /api/experiment/models',
   'WS /ws',
   'GET /api/features',
   'GET /api/workflow_templates',
