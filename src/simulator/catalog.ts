@@ -533,6 +533,72 @@ const SPECS: Record<string, NodeSpec> = {
     output: ['IMAGE']
   },
 
+  RepeatImageBatch: { display: 'RepeatImageBatch', category: 'image/batch', module: 'comfy_extras.nodes_images', required: { image: link('IMAGE'), amount: int(1, 1, 4096) }, output: ['IMAGE'] },
+  ImageFromBatch: {
+    display: 'ImageFromBatch',
+    category: 'image/batch',
+    module: 'comfy_extras.nodes_images',
+    required: { image: link('IMAGE'), batch_index: int(0, 0, 4095), length: int(1, 1, 4096) },
+    output: ['IMAGE']
+  },
+  ImageCompositeMasked: {
+    display: 'ImageCompositeMasked',
+    category: 'image',
+    module: 'comfy_extras.nodes_mask',
+    aliases: ['overlay', 'layer', 'paste image', 'images composition'],
+    required: { destination: link('IMAGE'), source: link('IMAGE'), x: int(0, 0, MAX_RESOLUTION, 1), y: int(0, 0, MAX_RESOLUTION, 1), resize_source: bool(false) },
+    optional: { mask: link('MASK') },
+    output: ['IMAGE']
+  },
+  ImageBlur: {
+    display: 'Image Blur',
+    category: 'image/postprocessing',
+    module: 'comfy_extras.nodes_post_processing',
+    required: { image: link('IMAGE'), blur_radius: int(1, 1, 31, 1), sigma: float(1, 0.1, 10, 0.1) },
+    output: ['IMAGE']
+  },
+  ImageSharpen: {
+    display: 'Image Sharpen',
+    category: 'image/postprocessing',
+    module: 'comfy_extras.nodes_post_processing',
+    required: { image: link('IMAGE'), sharpen_radius: int(1, 1, 31, 1), sigma: float(1, 0.1, 10, 0.01), alpha: float(1, 0, 5, 0.01) },
+    output: ['IMAGE']
+  },
+  ImageQuantize: {
+    display: 'Image Quantize',
+    category: 'image/postprocessing',
+    module: 'comfy_extras.nodes_post_processing',
+    required: { image: link('IMAGE'), colors: int(256, 1, 256, 1), dither: choice(['none', 'floyd-steinberg', 'bayer-2', 'bayer-4', 'bayer-8', 'bayer-16']) },
+    output: ['IMAGE']
+  },
+  Canny: {
+    display: 'Canny',
+    category: 'image/preprocessors',
+    module: 'comfy_extras.nodes_canny',
+    required: { image: link('IMAGE'), low_threshold: float(0.4, 0.01, 0.99, 0.01), high_threshold: float(0.8, 0.01, 0.99, 0.01) },
+    output: ['IMAGE']
+  },
+
+  // audio
+  EmptyLatentAudio: {
+    display: 'Empty Latent Audio',
+    category: 'latent/audio',
+    module: 'comfy_extras.nodes_audio',
+    required: { seconds: float(47.6, 1, 1000, 0.1), batch_size: int(1, 1, 4096, undefined, { tooltip: 'The number of latent images in the batch.' }) },
+    output: ['LATENT']
+  },
+  VAEDecodeAudio: { display: 'VAE Decode Audio', category: 'latent/audio', module: 'comfy_extras.nodes_audio', required: { samples: link('LATENT'), vae: link('VAE') }, output: ['AUDIO'] },
+  VAEEncodeAudio: { display: 'VAE Encode Audio', category: 'latent/audio', module: 'comfy_extras.nodes_audio', required: { audio: link('AUDIO'), vae: link('VAE') }, output: ['LATENT'] },
+  SaveAudio: {
+    display: 'Save Audio (FLAC)',
+    category: 'audio',
+    module: 'comfy_extras.nodes_audio',
+    required: { audio: link('AUDIO'), filename_prefix: text('audio/ComfyUI') },
+    hidden: SAVE_HIDDEN,
+    outputNode: true
+  },
+  PreviewAudio: { display: 'Preview Audio', category: 'audio', module: 'comfy_extras.nodes_audio', required: { audio: link('AUDIO') }, hidden: SAVE_HIDDEN, outputNode: true },
+
   // mask
   ImageToMask: { display: 'Convert Image to Mask', category: 'mask', module: 'comfy_extras.nodes_mask', required: { image: link('IMAGE'), channel: choice(['red', 'green', 'blue', 'alpha']) }, output: ['MASK'] },
   MaskToImage: { display: 'Convert Mask to Image', category: 'mask', module: 'comfy_extras.nodes_mask', required: { mask: link('MASK') }, output: ['IMAGE'] },
@@ -549,6 +615,27 @@ const SPECS: Record<string, NodeSpec> = {
     category: 'mask',
     module: 'comfy_extras.nodes_mask',
     required: { mask: link('MASK'), x: int(0, 0, MAX_RESOLUTION, 1), y: int(0, 0, MAX_RESOLUTION, 1), width: size(512, 1, 1), height: size(512, 1, 1) },
+    output: ['MASK']
+  },
+  FeatherMask: {
+    display: 'FeatherMask',
+    category: 'mask',
+    module: 'comfy_extras.nodes_mask',
+    required: { mask: link('MASK'), left: int(0, 0, MAX_RESOLUTION, 1), top: int(0, 0, MAX_RESOLUTION, 1), right: int(0, 0, MAX_RESOLUTION, 1), bottom: int(0, 0, MAX_RESOLUTION, 1) },
+    output: ['MASK']
+  },
+  MaskComposite: {
+    display: 'MaskComposite',
+    category: 'mask',
+    module: 'comfy_extras.nodes_mask',
+    required: { destination: link('MASK'), source: link('MASK'), x: int(0, 0, MAX_RESOLUTION, 1), y: int(0, 0, MAX_RESOLUTION, 1), operation: choice(['multiply', 'add', 'subtract', 'and', 'or', 'xor']) },
+    output: ['MASK']
+  },
+  GrowMask: {
+    display: 'GrowMask',
+    category: 'mask',
+    module: 'comfy_extras.nodes_mask',
+    required: { mask: link('MASK'), expand: int(0, -MAX_RESOLUTION, MAX_RESOLUTION, 1), tapered_corners: bool(true) },
     output: ['MASK']
   },
   ThresholdMask: { display: 'ThresholdMask', category: 'mask', module: 'comfy_extras.nodes_mask', required: { mask: link('MASK'), value: float(0.5, 0, 1, 0.01) }, output: ['MASK'] },

@@ -245,7 +245,9 @@ export class Executor {
     }
     run.inputs = this.currentInputs(prompt, nodeId, values)
     try {
-      const result = await runNode(classType, info?.output ?? [], this.inputsOf(prompt, nodeId, values), ctx)
+      const specs = { ...info?.input.required, ...info?.input.optional }
+      const inputs = Object.fromEntries(Object.entries(specs).map(([name, spec]) => [name, typeof spec[0] === 'string' ? spec[0] : 'COMBO']))
+      const result = await runNode(classType, { inputs, outputs: info?.output ?? [] }, this.inputsOf(prompt, nodeId, values), ctx)
       return { outputs: result.outputs, ...(result.ui === undefined ? {} : { ui: result.ui as NodeOutput }) }
     } catch (error) {
       if (!(error instanceof NodeException)) throw error
@@ -329,7 +331,7 @@ export class Executor {
       status,
       update_time: now,
       execution_end_time: now,
-      outputs_count: Object.values(run.outputs).reduce((n, output) => n + (output.images?.length ?? 0), 0)
+      outputs_count: Object.values(run.outputs).reduce((n, output) => n + Object.values(output).flat().filter(isFile).length, 0)
     })
     const preview = previewOutput(run.outputs)
     if (preview !== undefined) d.preview_output = preview
@@ -435,11 +437,17 @@ function readOutcome (extraData: Record<string, unknown> | undefined): Outcome |
 }
 
 /** The first image, preferring saved outputs over temp previews (cloud-api-notes §3.4). */
+/** An output item that is a file (`animated: [true]` and texts are not). */
+const isFile = (item: unknown): item is FileItem => isPlainObject(item) && typeof item.filename === 'string'
+
+/** The first image, preferring saved outputs over temp previews; other media when there is no image (cloud-api-notes §3.4). */
 function previewOutput (outputs: Record<string, NodeOutput>): PreviewOutput | undefined {
-  for (const wanted of ['output', 'temp']) {
-    for (const [nodeId, output] of Object.entries(outputs)) {
-      const item = (output.images as FileItem[] | undefined)?.find(image => image.type === wanted)
-      if (item !== undefined) return { ...item, nodeId, mediaType: 'images' }
+  for (const media of ['images', 'audio']) {
+    for (const wanted of ['output', 'temp']) {
+      for (const [nodeId, output] of Object.entries(outputs)) {
+        const item = output[media]?.filter(isFile).find(file => file.type === wanted)
+        if (item !== undefined) return { ...item, nodeId, mediaType: media }
+      }
     }
   }
   return undefined

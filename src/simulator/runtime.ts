@@ -3,19 +3,25 @@
  * nodes that need a model produce stand-ins of the right kind and size: loaders and conditioning give tokens, a
  * LATENT carries its size and seed, and decoding it gives a deterministic picture of the matching size.
  */
+import { encodeFlac, sampleAudio, type Audio } from './audio.js'
 import type { ModelFolders } from './models.js'
 import { upscaleFactor } from './models.js'
 import type { ApiPrompt } from './nodes.js'
 import { encodeApng, encodePng, samplePixels, seedFrom, decodeImage } from './png.js'
 import {
-  allocate, batchImages, blendImages, commonUpscale, cropImage, describe, emptyImage, fromBytes, imageBytes, imageToMask,
-  invertAll, invertImage, maskToImage, NodeException, padForOutpaint, pyRound, slice, solidMask, type Tensor
+  allocate, batchImages, blendImages, commonUpscale, compositeImages, compositeMasks, cropImage, describe, emptyImage, featherMask,
+  fromBatch, fromBytes, growMask, imageBytes, imageToMask, invertAll, invertImage, maskToImage, NodeException, padForOutpaint, pyRound,
+  repeatBatch, slice, solidMask, type Tensor
 } from './tensor.js'
 
 /** A loaded model, an encoded prompt or any other value the simulator cannot compute: its kind and a label. */
 export interface Token { kind: string, label: string, steps?: number, scale?: number }
 /** A latent batch: its size in latent cells (pixels / 8) and the seed its picture derives from. */
-export interface Latent { kind: 'LATENT', batch: number, width: number, height: number, seed: string, noiseMask?: boolean }
+export interface Latent { kind: 'LATENT', batch: number, width: number, height: number, seed: string, noiseMask?: boolean, audio?: boolean }
+
+/** Stable Audio's latent: 44.1 kHz, 2048 samples per latent step. */
+const AUDIO_RATE = 44100
+const AUDIO_STEP = 2048
 
 export interface FileRef { filename: string, subfolder: string, type: string }
 
@@ -181,6 +187,7 @@ const RUNNERS: Record<string, Runner> = {
   },
   VAEDecode: async ({ samples }, ctx) => {
     await ctx.wait(1)
+    if ((samples as Latent).audio === true) throw new NodeException('RuntimeError', 'Given groups=1, weight of size [512, 4, 3, 3], expected input to have 4 channels, but got 64 channels instead')
     checkLatentSize(samples)
     return out(decodeLatent(samples))
   },
@@ -272,6 +279,29 @@ const RUNNERS: Record<string, Runner> = {
     for (let i = 0; i < result.data.length; i++) result.data[i] = mask.data[i] > value ? 1 : 0
     return out(result)
   },
+  RepeatImageBatch: ({ image, amount }) => out(repeatBatch(image, amount)),
+  ImageFromBatch: ({ image, batch_index: index, length }) => out(fromBatch(image, index, length)),
+  ImageCompositeMasked: ({ destination, source, x, y, resize_source: resize, mask }) => out(compositeImages(destination, source, x, y, resize === true, mask)),
+  FeatherMask: ({ mask, left, top, right, bottom }) => out(featherMask(mask, left, top, right, bottom)),
+  MaskComposite: ({ destination, source, x, y, operation }) => out(compositeMasks(destination, source, x, y, operation)),
+  GrowMask: ({ mask, expand, tapered_corners: tapered }) => out(growMask(mask, expand, tapered === true)),
+
+  EmptyLatentAudio: ({ seconds, batch_size: batch }) =>
+    out({ kind: 'LATENT', batch, width: pyRound(seconds * AUDIO_RATE / AUDIO_STEP), height: 1, seed: 'empty', audio: true } satisfies Latent),
+  VAEDecodeAudio: ({ samples }) => {
+    const latent = samples as Latent
+    if (latent.batch * latent.width * AUDIO_STEP * 2 > 64 * 1024 * 1024) throw new NodeException('torch.OutOfMemoryError', 'Allocation on device')
+    const batch = Array.from({ length: latent.batch }, (_, b) => sampleAudio(`${latent.seed}:${b}`, latent.width * AUDIO_STEP, AUDIO_RATE))
+    return out({ kind: 'AUDIO', sampleRate: AUDIO_RATE, batch } satisfies Audio)
+  },
+  VAEEncodeAudio: ({ audio }) => {
+    const value = audio as Audio
+    const samples = value.batch[0]?.[0]?.length ?? 0
+    return out({ kind: 'LATENT', batch: value.batch.length, width: Math.max(1, Math.round(samples / AUDIO_STEP)), height: 1, seed: `audio:${samples}`, audio: true } satisfies Latent)
+  },
+  SaveAudio: ({ audio }, ctx) => ({ outputs: [], ui: { audio: (audio as Audio).batch.map(channels => ctx.save(encodeFlac(channels, (audio as Audio).sampleRate), 'flac', 'output')) } }),
+  PreviewAudio: ({ audio }, ctx) => ({ outputs: [], ui: { audio: (audio as Audio).batch.map(channels => ctx.save(encodeFlac(channels, (audio as Audio).sampleRate), 'flac', 'temp')) } }),
+
   PrimitiveInt: ({ value }) => out(value),
   PrimitiveFloat: ({ value }) => out(value),
   PrimitiveString: ({ value }) => out(value),
@@ -280,25 +310,18 @@ const RUNNERS: Record<string, Runner> = {
 }
 
 /**
- * Runs one node. Classes without a runner of their own pass their inputs on by kind: the first input of each
- * output's type when there is one (conditioning through a transform, an image through a post-process), else a
- * token labelled with the node and its widget values.
+ * Runs one node. Classes without a runner of their own pass their inputs on by type: the first input declared
+ * with an output's type (conditioning through a transform, an image through a filter), else a token labelled
+ * with the node and its widget values.
  */
-export async function runNode (classType: string, outputTypes: string[], args: Args, ctx: NodeContext): Promise<NodeResult> {
+export async function runNode (classType: string, types: { inputs: Record<string, string>, outputs: string[] }, args: Args, ctx: NodeContext): Promise<NodeResult> {
   const runner = RUNNERS[classType]
   if (runner !== undefined) return await runner(args, ctx)
-  const values = Object.entries(args)
-  const widgets = values.filter(([, v]) => typeof v !== 'object' || v === null).map(([k, v]) => `${k}=${String(v)}`).join(',')
-  return out(...outputTypes.map((type, slot) => {
-    const passed = values.find(([, v]) => kindOf(v) === type)
-    return passed !== undefined ? passed[1] : token(type, `${classType}#${slot}(${widgets})`)
+  const widgets = Object.entries(args).filter(([, v]) => typeof v !== 'object' || v === null).map(([k, v]) => `${k}=${String(v)}`).join(',')
+  return out(...types.outputs.map((type, slot) => {
+    const passed = Object.keys(args).find(name => types.inputs[name] === type && args[name] !== undefined)
+    return passed !== undefined ? args[passed] : token(type, `${classType}#${slot}(${widgets})`)
   }))
-}
-
-function kindOf (value: unknown): string | undefined {
-  if (typeof value !== 'object' || value === null) return undefined
-  if ('kind' in value) return (value as Token).kind
-  return undefined
 }
 
 /** `str(value)` of a node input as execution_error's current_inputs shows it. */
@@ -310,6 +333,11 @@ export function formatInput (value: unknown, type: string): unknown {
     const l = value as Latent
     return `{'samples': tensor(shape=(${l.batch}, 4, ${l.height}, ${l.width}))}`
   }
-  return `<comfy.${(value as Token).kind.toLowerCase()} object at 0x7f${(seedFrom((value as Token).label) >>> 0).toString(16).padStart(8, '0')}>`
+  if ((value as Audio).kind === 'AUDIO') {
+    const a = value as Audio
+    return `{'waveform': tensor(shape=(${a.batch.length}, ${a.batch[0]?.length ?? 0}, ${a.batch[0]?.[0]?.length ?? 0})), 'sample_rate': ${a.sampleRate}}`
+  }
+  const { kind = 'object', label = '' } = value as Partial<Token>
+  return `<comfy.${kind.toLowerCase()} object at 0x7f${seedFrom(label).toString(16).padStart(8, '0')}>`
 }
 

@@ -123,7 +123,7 @@ export function concat (a: Tensor, b: Tensor): Tensor {
 }
 
 /** `torch.nn.functional.pad(image, (0, 1), value=1.0)`: an opaque alpha channel. */
-function withAlpha (image: Tensor): Tensor {
+export function withAlpha (image: Tensor): Tensor {
   const out = allocate(image.batch, image.height, image.width, image.channels + 1, 1)
   const pixels = image.batch * image.height * image.width
   for (let p = 0; p < pixels; p++) {
@@ -170,6 +170,137 @@ export function padForOutpaint (image: Tensor, left: number, top: number, right:
     }
   }
   return [canvas, mask]
+}
+
+/** comfy.utils.repeat_to_batch_size: the first entries, or the batch tiled until it is long enough. */
+function repeatToBatch (t: Tensor, batch: number): Tensor {
+  if (t.batch === batch) return t
+  const out = allocate(batch, t.height, t.width, t.channels)
+  const size = t.height * t.width * t.channels
+  for (let b = 0; b < batch; b++) out.data.set(t.data.subarray((b % t.batch) * size, (b % t.batch + 1) * size), b * size)
+  return out
+}
+
+/** RepeatImageBatch: `image.repeat((amount, 1, 1, 1))`. */
+export function repeatBatch (image: Tensor, amount: number): Tensor {
+  return repeatToBatch(image, image.batch * amount)
+}
+
+/** ImageFromBatch: `image[i:i+length]` with the index and length clamped to the batch. */
+export function fromBatch (image: Tensor, index: number, length: number): Tensor {
+  const start = Math.min(image.batch - 1, index)
+  const count = Math.min(image.batch - start, length)
+  const size = image.height * image.width * image.channels
+  const out = allocate(count, image.height, image.width, image.channels)
+  out.data.set(image.data.subarray(start * size, (start + count) * size))
+  return out
+}
+
+/**
+ * ImageCompositeMasked (nodes_mask.composite with multiplier 1): source pasted at x, y over a copy of the
+ * destination, mixed by the mask (bilinear to the source size) where one is given.
+ */
+export function compositeImages (destination: Tensor, source: Tensor, x: number, y: number, resize: boolean, mask?: Tensor): Tensor {
+  let dest = destination
+  let src = source
+  if (dest.channels < src.channels) dest = withAlpha(dest)
+  else if (dest.channels > src.channels) src = withAlpha(src)
+  if (resize) src = commonUpscale(src, dest.width, dest.height, 'bilinear', 'disabled')
+  src = repeatToBatch(src, dest.batch)
+  const m = mask === undefined ? undefined : repeatToBatch(commonUpscale(mask, src.width, src.height, 'bilinear', 'disabled'), src.batch)
+  const left = Math.min(x, dest.width)
+  const top = Math.min(y, dest.height)
+  const visibleWidth = Math.min(src.width, dest.width - left)
+  const visibleHeight = Math.min(src.height, dest.height - top)
+  const out = allocate(dest.batch, dest.height, dest.width, dest.channels)
+  out.data.set(dest.data)
+  for (let b = 0; b < dest.batch; b++) {
+    for (let j = 0; j < visibleHeight; j++) {
+      for (let i = 0; i < visibleWidth; i++) {
+        const weight = m === undefined ? 1 : m.data[at(m, b, j, i, 0)]
+        for (let c = 0; c < dest.channels; c++) {
+          const target = at(out, b, top + j, left + i, c)
+          out.data[target] = f32(f32(weight * src.data[at(src, b, j, i, c)]) + f32(f32(1 - weight) * out.data[target]))
+        }
+      }
+    }
+  }
+  return out
+}
+
+/** FeatherMask: each edge fades in linearly over the given width, left, right, top, bottom in turn. */
+export function featherMask (mask: Tensor, left: number, top: number, right: number, bottom: number): Tensor {
+  const out = allocate(mask.batch, mask.height, mask.width, 1)
+  out.data.set(mask.data)
+  const { batch, width, height } = out
+  const scaleColumn = (x: number, rate: number): void => {
+    for (let b = 0; b < batch; b++) for (let y = 0; y < height; y++) out.data[at(out, b, y, x, 0)] *= f32(rate)
+  }
+  const scaleRow = (y: number, rate: number): void => {
+    for (let b = 0; b < batch; b++) for (let x = 0; x < width; x++) out.data[at(out, b, y, x, 0)] *= f32(rate)
+  }
+  const [l, r, t, d] = [Math.min(left, width), Math.min(right, width), Math.min(top, height), Math.min(bottom, height)]
+  for (let x = 0; x < l; x++) scaleColumn(x, (x + 1) / l)
+  for (let x = 0; x < r; x++) scaleColumn(width - 1 - x, (x + 1) / r)
+  for (let y = 0; y < t; y++) scaleRow(y, (y + 1) / t)
+  for (let y = 0; y < d; y++) scaleRow(height - 1 - y, (y + 1) / d)
+  return out
+}
+
+/** torch.round: halves to even. */
+const roundHalfEven = (v: number): number => pyRound(v)
+
+/** MaskComposite: source combined into a copy of destination at x, y, then clamped to 0..1. */
+export function compositeMasks (destination: Tensor, source: Tensor, x: number, y: number, operation: string): Tensor {
+  const out = allocate(destination.batch, destination.height, destination.width, 1)
+  out.data.set(destination.data)
+  const width = Math.max(0, Math.min(x + source.width, destination.width) - x)
+  const height = Math.max(0, Math.min(y + source.height, destination.height) - y)
+  const ops: Record<string, (a: number, b: number) => number> = {
+    multiply: (a, b) => a * b,
+    add: (a, b) => a + b,
+    subtract: (a, b) => a - b,
+    and: (a, b) => Number(roundHalfEven(a) !== 0 && roundHalfEven(b) !== 0),
+    or: (a, b) => Number(roundHalfEven(a) !== 0 || roundHalfEven(b) !== 0),
+    xor: (a, b) => Number((roundHalfEven(a) !== 0) !== (roundHalfEven(b) !== 0))
+  }
+  const op = ops[operation]
+  for (let b = 0; b < out.batch; b++) {
+    const sb = Math.min(b, source.batch - 1)
+    for (let j = 0; j < height; j++) {
+      for (let i = 0; i < width; i++) {
+        const target = at(out, b, y + j, x + i, 0)
+        out.data[target] = op(out.data[target], source.data[at(source, sb, j, i, 0)])
+      }
+    }
+  }
+  for (let i = 0; i < out.data.length; i++) out.data[i] = Math.min(1, Math.max(0, out.data[i]))
+  return out
+}
+
+/** GrowMask: grey dilation (or erosion when negative) with a 3x3 cross or square, `|expand|` times, edges repeated. */
+export function growMask (mask: Tensor, expand: number, tapered: boolean): Tensor {
+  let current = mask
+  const offsets = [[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1], ...(tapered ? [] : [[-1, -1], [-1, 1], [1, -1], [1, 1]])]
+  const pick = expand < 0 ? Math.min : Math.max
+  for (let n = 0; n < Math.abs(expand); n++) {
+    const next = allocate(current.batch, current.height, current.width, 1)
+    for (let b = 0; b < current.batch; b++) {
+      for (let y = 0; y < current.height; y++) {
+        for (let x = 0; x < current.width; x++) {
+          let value = current.data[at(current, b, y, x, 0)]
+          for (const [dy, dx] of offsets) {
+            const yy = Math.min(current.height - 1, Math.max(0, y + dy))
+            const xx = Math.min(current.width - 1, Math.max(0, x + dx))
+            value = pick(value, current.data[at(current, b, yy, xx, 0)])
+          }
+          next.data[at(next, b, y, x, 0)] = value
+        }
+      }
+    }
+    current = next
+  }
+  return current
 }
 
 // ---------------------------------------------------------------------------------------------

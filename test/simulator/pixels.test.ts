@@ -307,3 +307,54 @@ t.test('validation: unknown classes, upload names, links to missing nodes', asyn
   t.equal(missing.status, 400)
   t.match(missing.body.node_errors[1].errors[0], { type: 'custom_validation_failed', message: 'Custom validation failed for node', details: 'image - Invalid image file: nope.png' })
 })
+
+t.test('batches, compositing and mask edits', async t => {
+  const sim = await startSim(t)
+  const colors = [0x102030, 0x405060, 0x708090]
+  const picked = await images(sim, {
+    1: { class_type: 'EmptyImage', inputs: { width: 2, height: 2, batch_size: 1, color: colors[0] } },
+    2: { class_type: 'EmptyImage', inputs: { width: 2, height: 2, batch_size: 1, color: colors[1] } },
+    3: { class_type: 'ImageBatch', inputs: { image1: ['1', 0], image2: ['2', 0] } },
+    4: { class_type: 'RepeatImageBatch', inputs: { image: ['3', 0], amount: 2 } },
+    5: { class_type: 'ImageFromBatch', inputs: { image: ['4', 0], batch_index: 1, length: 2 } },
+    ...save('5')
+  })
+  const rgb = (color: number): number[] => [(color >> 16) & 0xff, (color >> 8) & 0xff, color & 0xff].map(c => byte(c / 255))
+  t.same(picked.map(image => pixel(image, 0, 0)), [rgb(colors[1]), rgb(colors[0])], 'repeat [a, b] twice, then take 2 from index 1')
+
+  // source 3x2 pasted at (4, 1) onto 6x4: only 2 columns fit; with a 0.25 mask the mix is 0.25*src + 0.75*dst
+  const [pasted] = await images(sim, {
+    1: { class_type: 'EmptyImage', inputs: { width: 6, height: 4, batch_size: 1, color: colors[0] } },
+    2: { class_type: 'EmptyImage', inputs: { width: 3, height: 2, batch_size: 1, color: colors[2] } },
+    3: { class_type: 'SolidMask', inputs: { value: 0.25, width: 3, height: 2 } },
+    4: { class_type: 'ImageCompositeMasked', inputs: { destination: ['1', 0], source: ['2', 0], x: 4, y: 1, resize_source: false, mask: ['3', 0] } },
+    ...save('4')
+  })
+  const mixed = [16, 32, 48].map((d, c) => byte(f32(f32(f32(0.25) * f32([0x70, 0x80, 0x90][c] / 255)) + f32(f32(1 - f32(0.25)) * f32(d / 255)))))
+  t.same([pixel(pasted, 3, 1), pixel(pasted, 4, 1), pixel(pasted, 5, 2), pixel(pasted, 4, 3)], [rgb(colors[0]), mixed, mixed, rgb(colors[0])])
+
+  // FeatherMask on a solid 1: the left 4 columns scale by (x + 1) / 4; MaskComposite subtract then clamps
+  const [feathered] = await images(sim, {
+    1: { class_type: 'SolidMask', inputs: { value: 1, width: 6, height: 2 } },
+    2: { class_type: 'FeatherMask', inputs: { mask: ['1', 0], left: 4, top: 0, right: 0, bottom: 0 } },
+    3: { class_type: 'SolidMask', inputs: { value: 0.6, width: 1, height: 1 } },
+    4: { class_type: 'MaskComposite', inputs: { destination: ['2', 0], source: ['3', 0], x: 5, y: 0, operation: 'subtract' } },
+    5: { class_type: 'MaskToImage', inputs: { mask: ['4', 0] } },
+    ...save('5')
+  })
+  t.same([0, 1, 2, 3, 4, 5].map(x => pixel(feathered, x, 0)[0]), [byte(0.25), byte(0.5), byte(0.75), 255, 255, byte(1 - f32(0.6))])
+  t.equal(pixel(feathered, 5, 1)[0], 255, 'the source covers one row only')
+
+  // GrowMask: one lit pixel grows into a cross (tapered) after one step
+  const [grown] = await images(sim, {
+    1: { class_type: 'SolidMask', inputs: { value: 0, width: 5, height: 5 } },
+    2: { class_type: 'SolidMask', inputs: { value: 1, width: 1, height: 1 } },
+    3: { class_type: 'MaskComposite', inputs: { destination: ['1', 0], source: ['2', 0], x: 2, y: 2, operation: 'add' } },
+    4: { class_type: 'GrowMask', inputs: { mask: ['3', 0], expand: 1, tapered_corners: true } },
+    5: { class_type: 'MaskToImage', inputs: { mask: ['4', 0] } },
+    ...save('5')
+  })
+  const lit = []
+  for (let y = 0; y < 5; y++) for (let x = 0; x < 5; x++) if (pixel(grown, x, y)[0] === 255) lit.push(`${x},${y}`)
+  t.same(lit, ['2,1', '1,2', '2,2', '3,2', '2,3'])
+})

@@ -199,3 +199,53 @@ t.test('finished jobs beyond maxJobs are forgotten oldest first, with their file
   t.equal((await sim.call(`/api/view?${query(items[3])}`)).status, 302, 'the newest is kept')
   await waitFor(async () => (await sim.json('/api/prompt')).body.exec_info.queue_remaining === 0 ? true : undefined)
 })
+
+t.test('audio: an empty latent sampled, decoded and saved as a valid FLAC', async t => {
+  const sim = await startSim(t, { stepMs: 1 })
+  const prompt: Record<string, any> = {
+    ...defaultPrompt({ steps: 2 }),
+    5: { class_type: 'EmptyLatentAudio', inputs: { seconds: 1.5, batch_size: 1 } },
+    8: { class_type: 'VAEDecodeAudio', inputs: { samples: ['3', 0], vae: ['4', 2] } },
+    9: { class_type: 'SaveAudio', inputs: { audio: ['8', 0], filename_prefix: 'audio/ComfyUI' } }
+  }
+  const done = await completed(sim, { prompt })
+  const item = done.outputs['9'].audio[0]
+  t.match(item, { filename: /^[0-9a-f]{64}\.flac$/, type: 'output' })
+  t.equal(done.outputs_count, 1)
+  t.match(done.preview_output, { nodeId: '9', mediaType: 'audio' })
+  const { response, bytes } = await download(sim, item)
+  t.equal(response.headers.get('content-type'), 'audio/flac')
+  t.equal(bytes.toString('latin1', 0, 4), 'fLaC')
+  t.equal(bytes[4] & 0x7f, 0, 'STREAMINFO first')
+  const info = bytes.readBigUInt64BE(18)
+  const samples = Math.round(1.5 * 44100 / 2048) * 2048 // Stable Audio latents hold 2048 samples per step
+  t.same([Number(info >> 44n), Number((info >> 41n) & 7n) + 1, Number((info >> 36n) & 31n) + 1, Number(info & 0xfffffffffn)], [44100, 2, 16, samples])
+  // every frame: sync code, header CRC-8 (poly 0x07) and frame CRC-16 (poly 0x8005), computed here
+  const crc = (data: Buffer, width: number, poly: number): number => {
+    let value = 0
+    const top = 1 << (width - 1)
+    for (const b of data) {
+      value ^= b << (width - 8)
+      for (let i = 0; i < 8; i++) value = ((value & top) !== 0 ? (value << 1) ^ poly : value << 1) & ((1 << width) - 1)
+    }
+    return value
+  }
+  let at = 42
+  let frames = 0
+  let decoded = 0
+  while (at < bytes.length) {
+    t.equal(bytes.readUInt16BE(at) & 0xfffe, 0xfff8, 'frame sync')
+    let header = at + 4
+    while ((bytes[header] & 0xc0) === 0x80 || header === at + 4) { header++; if ((bytes[at + 4] & 0x80) === 0) break }
+    const size = bytes.readUInt16BE(header) + 1
+    header += 2
+    t.equal(bytes[header], crc(bytes.subarray(at, header), 8, 0x07), 'header CRC-8')
+    const end = header + 1 + 2 * (1 + size * 2)
+    t.equal(bytes.readUInt16BE(end), crc(bytes.subarray(at, end), 16, 0x8005), 'frame CRC-16')
+    decoded += size
+    frames++
+    at = end + 2
+  }
+  t.equal(decoded, samples)
+  t.equal(frames, Math.ceil(samples / 4096))
+})
