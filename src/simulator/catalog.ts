@@ -533,6 +533,29 @@ const SPECS: Record<string, NodeSpec> = {
     output: ['IMAGE']
   },
 
+  ImageFlip: {
+    display: 'Image Flip',
+    category: 'image/transform',
+    module: 'comfy_extras.nodes_images',
+    required: { image: link('IMAGE'), flip_method: choice(['x-axis: vertically', 'y-axis: horizontally']) },
+    output: ['IMAGE']
+  },
+  ImageRotate: {
+    display: 'Image Rotate',
+    category: 'image/transform',
+    module: 'comfy_extras.nodes_images',
+    required: { image: link('IMAGE'), rotation: choice(['none', '90 degrees', '180 degrees', '270 degrees']) },
+    output: ['IMAGE']
+  },
+  GetImageSize: {
+    display: 'Get Image Size',
+    category: 'image',
+    module: 'comfy_extras.nodes_images',
+    description: 'Returns width and height of the image, and passes it through unchanged.',
+    required: { image: link('IMAGE') },
+    output: ['INT', 'INT', 'INT'],
+    names: ['width', 'height', 'batch_size']
+  },
   RepeatImageBatch: { display: 'RepeatImageBatch', category: 'image/batch', module: 'comfy_extras.nodes_images', required: { image: link('IMAGE'), amount: int(1, 1, 4096) }, output: ['IMAGE'] },
   ImageFromBatch: {
     display: 'ImageFromBatch',

@@ -11,7 +11,7 @@ import { encodeApng, encodePng, samplePixels, seedFrom, decodeImage } from './pn
 import {
   allocate, batchImages, blendImages, commonUpscale, compositeImages, compositeMasks, cropImage, describe, emptyImage, featherMask,
   fromBatch, fromBytes, growMask, imageBytes, imageToMask, invertAll, invertImage, maskToImage, NodeException, padForOutpaint, pyRound,
-  repeatBatch, slice, solidMask, type Tensor
+  repeatBatch, slice, solidMask, transform, type Tensor
 } from './tensor.js'
 
 /** A loaded model, an encoded prompt or any other value the simulator cannot compute: its kind and a label. */
@@ -279,6 +279,12 @@ const RUNNERS: Record<string, Runner> = {
     for (let i = 0; i < result.data.length; i++) result.data[i] = mask.data[i] > value ? 1 : 0
     return out(result)
   },
+  ImageFlip: ({ image, flip_method: method }) => out(transform(image, String(method).startsWith('x') ? 'vertical' : 'horizontal')),
+  ImageRotate: ({ image, rotation }) => {
+    const turns: Record<string, 'rot90' | 'rot180' | 'rot270'> = { '90 degrees': 'rot90', '180 degrees': 'rot180', '270 degrees': 'rot270' }
+    return out(turns[rotation] === undefined ? image : transform(image, turns[rotation]))
+  },
+  GetImageSize: ({ image }) => out(image.width, image.height, image.batch),
   RepeatImageBatch: ({ image, amount }) => out(repeatBatch(image, amount)),
   ImageFromBatch: ({ image, batch_index: index, length }) => out(fromBatch(image, index, length)),
   ImageCompositeMasked: ({ destination, source, x, y, resize_source: resize, mask }) => out(compositeImages(destination, source, x, y, resize === true, mask)),

@@ -68,9 +68,12 @@ export class FileStore {
     return name
   }
 
-  /** The bytes of a file this account uploaded. */
+  /**
+   * The bytes of a file this account uploaded. Like local's annotated file paths, `name.png [input]` and a
+   * subfolder prefix are accepted (uploads share one content-addressed folder here).
+   */
   upload (owner: string, name: string): Buffer | undefined {
-    const file = this.files.get(name)
+    const file = this.files.get(name.replace(/ \[(input|output|temp)\]$/, '').replace(/^.*\//, ''))
     return file?.uploaders.has(owner) === true ? file.bytes : undefined
   }
 

@@ -172,6 +172,29 @@ export function padForOutpaint (image: Tensor, left: number, top: number, right:
   return [canvas, mask]
 }
 
+/**
+ * ImageFlip (`torch.flip` on the height axis for "x-axis", the width axis for "y-axis") and ImageRotate
+ * (`torch.rot90(image, k, dims=[2, 1])`: k quarter turns clockwise).
+ */
+export function transform (image: Tensor, map: 'vertical' | 'horizontal' | 'rot90' | 'rot180' | 'rot270'): Tensor {
+  const turn = map === 'rot90' || map === 'rot270'
+  const out = allocate(image.batch, turn ? image.width : image.height, turn ? image.height : image.width, image.channels)
+  for (let b = 0; b < image.batch; b++) {
+    for (let y = 0; y < out.height; y++) {
+      for (let x = 0; x < out.width; x++) {
+        // the source pixel of output (x, y)
+        const [sx, sy] = map === 'vertical' ? [x, image.height - 1 - y]
+          : map === 'horizontal' ? [image.width - 1 - x, y]
+            : map === 'rot180' ? [image.width - 1 - x, image.height - 1 - y]
+              : map === 'rot90' ? [y, image.height - 1 - x]
+                : [image.width - 1 - y, x]
+        for (let c = 0; c < image.channels; c++) out.data[at(out, b, y, x, c)] = image.data[at(image, b, sy, sx, c)]
+      }
+    }
+  }
+  return out
+}
+
 /** comfy.utils.repeat_to_batch_size: the first entries, or the batch tiled until it is long enough. */
 function repeatToBatch (t: Tensor, batch: number): Tensor {
   if (t.batch === batch) return t

@@ -358,3 +358,29 @@ t.test('batches, compositing and mask edits', async t => {
   for (let y = 0; y < 5; y++) for (let x = 0; x < 5; x++) if (pixel(grown, x, y)[0] === 255) lit.push(`${x},${y}`)
   t.same(lit, ['2,1', '1,2', '2,2', '3,2', '2,3'])
 })
+
+t.test('ImageFlip, ImageRotate (clockwise, like torch.rot90 on dims [2, 1]) and GetImageSize', async t => {
+  const sim = await startSim(t)
+  const name = await upload(sim, 3, 2, pattern)
+  const source = (x: number, y: number): string => String(pattern(x, y).map(v => byte(loaded(v))))
+  const cases: Array<[string, Record<string, unknown>, number, number, (x: number, y: number) => string]> = [
+    ['ImageFlip', { flip_method: 'x-axis: vertically' }, 3, 2, (x, y) => source(x, 1 - y)],
+    ['ImageFlip', { flip_method: 'y-axis: horizontally' }, 3, 2, (x, y) => source(2 - x, y)],
+    ['ImageRotate', { rotation: '90 degrees' }, 2, 3, (x, y) => source(y, 1 - x)],
+    ['ImageRotate', { rotation: '270 degrees' }, 2, 3, (x, y) => source(2 - y, x)]
+  ]
+  for (const [classType, inputs, width, height, expected] of cases) {
+    const [image] = await images(sim, { 1: { class_type: 'LoadImage', inputs: { image: `${name} [input]` } }, 2: { class_type: classType, inputs: { image: ['1', 0], ...inputs } }, ...save('2') })
+    t.match(image, { width, height })
+    let same = true
+    for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) if (String(pixel(image, x, y)) !== expected(x, y)) same = false
+    t.ok(same, `${classType} ${JSON.stringify(inputs)}`)
+  }
+  const [sized] = await images(sim, {
+    1: { class_type: 'LoadImage', inputs: { image: name } },
+    2: { class_type: 'GetImageSize', inputs: { image: ['1', 0] } },
+    3: { class_type: 'EmptyImage', inputs: { width: ['2', 1], height: ['2', 0], batch_size: ['2', 2], color: 0 } },
+    ...save('3')
+  })
+  t.match(sized, { width: 2, height: 3 }, 'sizes flow into widget inputs through links')
+})
