@@ -458,26 +458,37 @@ function axisWeights (method: string): AxisWeights {
   }
 }
 
-/** Resamples rows, then columns, with per-axis weights (float math, rounded to float32 once per value). */
+/**
+ * Resamples with per-axis weights: first along each row into a double-precision buffer, then along each
+ * column, rounding to float32 once per output value (the same sums as a 2D kernel, far fewer operations).
+ */
 function separable (t: Tensor, width: number, height: number, weights: AxisWeights): Tensor {
   const xs = weights(t.width, width)
   const ys = weights(t.height, height)
   const out = allocate(t.batch, height, width, t.channels)
   const { channels } = t
+  const inRow = t.width * channels
+  const outRow = width * channels
+  const rows = new Float64Array(t.height * outRow)
   for (let b = 0; b < t.batch; b++) {
-    for (let y = 0; y < height; y++) {
-      const wy = ys[y]
+    const source = b * t.height * inRow
+    for (let y = 0; y < t.height; y++) {
       for (let x = 0; x < width; x++) {
-        const wx = xs[x]
+        const { index, weight } = xs[x]
         for (let c = 0; c < channels; c++) {
           let sum = 0
-          for (let j = 0; j < wy.index.length; j++) {
-            let row = 0
-            for (let i = 0; i < wx.index.length; i++) row += wx.weight[i] * t.data[at(t, b, wy.index[j], wx.index[i], c)]
-            sum += wy.weight[j] * row
-          }
-          out.data[at(out, b, y, x, c)] = sum
+          for (let i = 0; i < index.length; i++) sum += weight[i] * t.data[source + y * inRow + index[i] * channels + c]
+          rows[y * outRow + x * channels + c] = sum
         }
+      }
+    }
+    const target = b * height * outRow
+    for (let y = 0; y < height; y++) {
+      const { index, weight } = ys[y]
+      for (let i = 0; i < outRow; i++) {
+        let sum = 0
+        for (let j = 0; j < index.length; j++) sum += weight[j] * rows[index[j] * outRow + i]
+        out.data[target + y * outRow + i] = sum
       }
     }
   }
