@@ -3,7 +3,7 @@
  * (observed findings 19, 20): what to ask the cloud for, and how to answer. No network I/O here.
  */
 import { posix } from 'node:path'
-import sharp from 'sharp'
+import { ProxyError } from '../errors.js'
 
 export const VIEW_TYPES = ['output', 'input', 'temp'] as const
 export type ViewType = typeof VIEW_TYPES[number]
@@ -92,13 +92,28 @@ export function safeContentType (type: string | undefined): string {
   return bare === '' || ACTIVE_TYPES.has(bare) ? 'application/octet-stream' : (type as string)
 }
 
-// Every preview decodes a new buffer: libvips' operation cache would only hold memory. One thread per
-// image: the route runs one encode per core at most, and fewer libvips threads keep the process smaller.
-sharp.cache(false)
-sharp.concurrency(1)
+type Sharp = typeof import('sharp')['default']
+let loading: Promise<Sharp> | undefined
+
+/**
+ * sharp (libvips) is loaded on the first preview: a proxy that never makes one does not carry it in
+ * memory. Every preview decodes a new buffer, so libvips' operation cache would only hold memory; one
+ * thread per image, as the route runs one encode per core at most.
+ */
+async function loadSharp (): Promise<Sharp> {
+  loading ??= import('sharp').then(({ default: sharp }) => {
+    sharp.cache(false)
+    sharp.concurrency(1)
+    return sharp
+  }, () => {
+    throw new ProxyError(501, 'preview_unavailable', 'Previews need the sharp package, which cannot be loaded on this platform')
+  })
+  return await loading
+}
 
 /** The file re-encoded as local's preview= answers it (Pillow there, sharp here). */
 export async function encodePreview (bytes: Buffer, { format, quality, rgb }: Preview): Promise<Buffer> {
+  const sharp = await loadSharp()
   let image = sharp(bytes, { failOn: 'error' })
   if (rgb) image = image.removeAlpha()
   return await (format === 'jpeg' ? image.jpeg({ quality }) : image.webp({ quality })).toBuffer()

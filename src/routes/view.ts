@@ -64,7 +64,8 @@ async function sendPreview (reply: FastifyReply, view: ViewRequest, preview: Pre
   let encoded: Buffer
   try {
     encoded = await encoding.run(async () => await encodePreview(bytes, preview))
-  } catch {
+  } catch (error) {
+    if (error instanceof ProxyError) throw error
     // Local crashes here (500); the file is simply not an image it can preview.
     throw new ProxyError(400, 'invalid_image', 'The file is not an image that can be previewed')
   }
