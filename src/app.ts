@@ -172,7 +172,7 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     ttlMs: config.cacheTtlMs,
     listTtlMs: config.listTtlMs
   }))
-  app.decorate('promptIds', new PromptIds())
+  app.decorate('promptIds', new PromptIds({ store }))
   // A 429 seen by any replica pauses the reads of every replica (issue 13; issue 9 rule 4).
   store.subscribe('budget-pause', message => { app.cloud.budget.pauseFromFleet(Number(message)) })
   app.decorate('jobs', new Jobs(app.cloud, app.cache, config, app.promptIds, store))

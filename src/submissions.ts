@@ -97,13 +97,14 @@ export class Submissions {
     return this.byId.has(promptId) || this.owners.has(promptId)
   }
 
-  record (promptId: string, extraData: Json): void {
+  /** Resolves once the state store holds the record (an acknowledged prompt keeps its owner across a restart). */
+  async record (promptId: string, extraData: Json): Promise<void> {
     const clientId = typeof extraData.client_id === 'string' && extraData.client_id !== '' ? extraData.client_id : undefined
     const text = JSON.stringify(localExtraData(extraData, undefined))
     const kept: Kept = { clientId, extraData: text.length <= EXTRA_DATA_MAX_BYTES ? text : undefined }
     this.byId.set(promptId, kept)
     this.unknown.delete(promptId)
-    if (this.shared) this.store.set(NAMESPACE, promptId, kept, TTL_MS).catch(() => {})
+    if (this.shared) await this.store.set(NAMESPACE, promptId, kept, TTL_MS).catch(() => {})
   }
 
   get (promptId: string): Submission | undefined {
@@ -125,14 +126,15 @@ export class Submissions {
 
   /**
    * A relayed frame names a prompt this process does not know: ask the store, holding frames
-   * (busy) until it answers. Nothing to ask when memory is the store.
+   * (busy) until it answers (and until `alsoLoad`, what else the frame needs, is done). Nothing to
+   * ask when memory is the store.
    */
-  lookUp (promptId: string): void {
+  lookUp (promptId: string, alsoLoad?: () => Promise<void>): void {
     if (!this.shared || this.has(promptId) || this.unknown.has(promptId) || this.lookingUp.has(promptId)) return
     const ticket = `lookup:${promptId}`
     this.lookingUp.add(promptId)
     this.inFlight.add(ticket)
-    void this.fetch(promptId).finally(() => {
+    void Promise.all([this.fetch(promptId), alsoLoad?.().catch(() => {})]).finally(() => {
       this.lookingUp.delete(promptId)
       this.settle(ticket)
     })

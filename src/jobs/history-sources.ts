@@ -148,6 +148,7 @@ async function historyV2Page (fastify: FastifyInstance, offset: number, maxItems
 async function historyV2ItemEntry (fastify: FastifyInstance, item: HistoryV2Entry): Promise<string | undefined> {
   const entry = historyEntryFromHistoryV2(item)
   if (entry === null) return await fastify.jobs.jobEntry(item.prompt_id)
+  await fastify.promptIds.load({ cloud: [item.prompt_id] })
   return JSON.stringify(withIdentity(entry, identityOf(fastify.promptIds, item.prompt_id, entry.prompt[0])))
 }
 

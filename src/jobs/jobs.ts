@@ -41,6 +41,8 @@ function unfinishedFromQueue (queue: QueueInfo): UnfinishedList {
 
 /** Fleet messages: what one replica learnt about a job, for every replica's tracker (issue 13). */
 const CHANNEL = 'jobs'
+/** State store records of ids the cloud answered "not there" for. */
+const ABSENT = 'absent'
 interface JobNews { replica: string, id: string, state: TrackedState }
 
 export class Jobs {
@@ -90,6 +92,16 @@ export class Jobs {
     return value
   }
 
+  /** Another replica heard "not there" for this id within LIST_TTL_MS (one cloud call for the fleet, issue 13). */
+  private async absentInFleet (id: string): Promise<boolean> {
+    const fleet = this.fleet
+    if (fleet === undefined || this.absent === undefined) return false
+    const found = await fleet.get<true>(ABSENT, id).catch(() => undefined)
+    if (found === undefined) return false
+    this.absent.set(id, true)
+    return true
+  }
+
   get absentSize (): number {
     return this.absent?.size ?? 0
   }
@@ -109,6 +121,7 @@ export class Jobs {
   /** POST /prompt accepted a job: it is unfinished from now on, without asking. */
   submitted (id: string): void {
     this.absent?.delete(id)
+    if (this.absent !== undefined) this.fleet?.delete(ABSENT, id).catch(() => {})
     this.tracker.submitted(id)
     this.tell(id, 'pending')
   }
@@ -132,12 +145,12 @@ export class Jobs {
   async historyEntry (id: string): Promise<string | undefined> {
     const cached = this.cache.getEntry(id)
     if (cached !== undefined) return cached
-    if (this.absent?.has(id) === true) return undefined
     if (this.tracker.isUnfinished(id)) {
       if (!await this.refreshed() || this.tracker.isUnfinished(id)) return undefined
       // A /history list may have fetched it meanwhile.
       return await this.finishedEntry(id)
     }
+    if (this.absent?.has(id) === true || await this.absentInFleet(id)) return undefined
     return await this.load(id)
   }
 
@@ -226,6 +239,7 @@ export class Jobs {
     if (status === 404) this.cache.forgetEntry(id)
     this.tracker.forget(id)
     this.absent?.set(id, true)
+    if (this.absent !== undefined) this.fleet?.set(ABSENT, id, true, this.config.listTtlMs).catch(() => {})
     return undefined
   }
 
@@ -242,6 +256,8 @@ export class Jobs {
     if (response.status !== 200) return this.notThere(id, response.status)
     const job = response.body as JobDetail
     this.tracker.learnFromDetail(id, job.status)
+    // The entry is cached with the id and number its client knows: bring them from the state store first.
+    await this.promptIds.load({ cloud: [id] })
     const entry = historyEntryFromJob(job)
     if (entry === null) return undefined
     const json = this.localJson(id, entry)
@@ -261,6 +277,7 @@ export class Jobs {
     // have finished without one (notes §4.1): the job says which (issue 16).
     if (entry === null) return await this.loadJob(id)
     this.tracker.learnFromDetail(id, 'completed')
+    await this.promptIds.load({ cloud: [id] })
     const json = this.localJson(id, entry)
     this.cache.setEntry(id, json, generation)
     return json

@@ -42,6 +42,7 @@ const historyRoutes: FastifyPluginAsync = async (fastify) => {
     const maxItems = integerParam(query, 'max_items')
     const offset = integerParam(query, 'offset')
     const entries = await historyList(fastify, maxItems, offset)
+    await fastify.promptIds.load({ cloud: entries.map(([cloudId]) => cloudId) })
     return await reply.type('application/json; charset=utf-8').send(historyJson(clientKeyed(fastify, entries)))
   })
 
@@ -50,6 +51,7 @@ const historyRoutes: FastifyPluginAsync = async (fastify) => {
     // `/history/` is no route of local's (observed finding 14): its text 404, as for every unknown route.
     if (id === '') return await sendLocalNotFound(reply)
     // Pending, running, unknown, deleted and foreign ids all answer {} (contract §3): clients poll until the id appears.
+    await fastify.promptIds.load({ client: [id] })
     const entry = await fastify.jobs.historyEntry(fastify.promptIds.toCloud(id))
     return await reply.type('application/json; charset=utf-8').send(historyJson(entry === undefined ? [] : [[id, entry]]))
   })
@@ -62,7 +64,9 @@ const historyRoutes: FastifyPluginAsync = async (fastify) => {
       const { clear, delete: toDelete } = body as Json
       if (pythonTruthy(clear)) cloudBody.clear = true
       if (toDelete !== undefined) {
-        const ids = deleteList(toDelete).map(id => fastify.promptIds.toCloud(id))
+        const clientIds = deleteList(toDelete)
+        await fastify.promptIds.load({ client: clientIds })
+        const ids = clientIds.map(id => fastify.promptIds.toCloud(id))
         if (ids.length > 0) cloudBody.delete = ids
       }
     } else if (body !== undefined && !Array.isArray(body)) {

@@ -23,6 +23,7 @@ async function localError (reply: FastifyReply, status: number, error: string): 
 }
 
 async function cancelOne (fastify: FastifyInstance, clientId: string): Promise<boolean> {
+  await fastify.promptIds.load({ client: [clientId] })
   const cloudId = fastify.promptIds.toCloud(clientId)
   const response = await fastify.cloud.call<{ cancelled?: unknown }>({
     method: 'POST', path: `/api/jobs/${cloudPathSegment(cloudId)}/cancel`, route: '/api/jobs/:id/cancel', accept: [400, 403, 404, 409, 414]
@@ -54,6 +55,7 @@ const jobsRoutes: FastifyPluginAsync = async (fastify) => {
         method: 'GET', path: '/api/jobs', query: cloudQuery, schema: 'JobsListResponse'
       })).body)
       total = page.pagination.total
+      await promptIds.load({ cloud: page.jobs.map(job => job.id) })
       for (const job of page.jobs) jobs.push(localJob(job, identityOf(promptIds, job.id, toMs(job.create_time))))
       if (!page.pagination.has_more || page.jobs.length === 0 || jobs.length >= wanted) break
     }
@@ -64,6 +66,7 @@ const jobsRoutes: FastifyPluginAsync = async (fastify) => {
   })
 
   fastify.get<{ Params: { id: string } }>('/jobs/:id', async (request, reply) => {
+    await promptIds.load({ client: [request.params.id] })
     const cloudId = promptIds.toCloud(request.params.id)
     const response = await fastify.cloud.call<JobDetail | Json>({
       method: 'GET', path: `/api/jobs/${cloudPathSegment(cloudId)}`, route: '/api/jobs/:id', schema: 'JobDetailResponse', accept: [400, 403, 404, 414]

@@ -16,6 +16,7 @@ const promptRoutes: FastifyPluginAsync = async (fastify) => {
     const submit = localSubmit(request.body)
     const { cloudRequest } = submit
     const { promptIds } = fastify
+    if (submit.promptId !== undefined) await promptIds.load({ client: [submit.promptId] })
     // A client's id goes to the cloud only when it could take it as a job id; otherwise, or when the id
     // is reused (local accepts that, observed finding 4), the cloud mints one and the proxy maps the two.
     if (submit.promptId !== undefined && offerableId(submit.promptId) && !promptIds.isTaken(submit.promptId)) {
@@ -38,8 +39,11 @@ const promptRoutes: FastifyPluginAsync = async (fastify) => {
       })
       if (response.status < 300) {
         cloudId = (response.body as PromptResponse).prompt_id
-        promptIds.remember({ cloudId, clientId: submit.promptId ?? cloudId, number })
-        fastify.submissions.record(cloudId, cloudRequest.extra_data as Json)
+        // In the state store before the client hears of it: a restart or another replica knows the prompt.
+        await Promise.all([
+          promptIds.remember({ cloudId, clientId: submit.promptId ?? cloudId, number }),
+          fastify.submissions.record(cloudId, cloudRequest.extra_data as Json)
+        ])
         fastify.jobs.submitted(cloudId)
       }
     } finally {

@@ -45,7 +45,8 @@ const queueRoutes: FastifyPluginAsync = async (fastify) => {
     const { promptIds, submissions } = fastify
     const queue = await fastify.jobs.queue()
     // Prompts submitted through another replica, or before a restart: their extra_data is in the state store.
-    await submissions.load([...queue.queue_running, ...queue.queue_pending].map(item => item[1]))
+    const ids = [...queue.queue_running, ...queue.queue_pending].map(item => item[1])
+    await Promise.all([submissions.load(ids), promptIds.load({ cloud: ids })])
     return localQueue(queue, id => ({ promptId: promptIds.toClient(id), number: promptIds.numberOf(id), extraData: submissions.get(id)?.extraData }))
   })
 
@@ -59,7 +60,9 @@ const queueRoutes: FastifyPluginAsync = async (fastify) => {
         await fastify.cloud.call({ method: 'POST', path: '/api/queue', body: { clear: true }, schema: 'QueueManageResponse' })
       }
       // Local deletes only pending prompts and ignores running ones; the cloud's queue delete may cancel both.
-      const ids = toDelete.filter((id): id is string => typeof id === 'string').map(id => fastify.promptIds.toCloud(id))
+      const clientIds = toDelete.filter((id): id is string => typeof id === 'string')
+      await fastify.promptIds.load({ client: clientIds })
+      const ids = clientIds.map(id => fastify.promptIds.toCloud(id))
       await mapLimit(ids, CLOUD_CONCURRENCY, async id => {
         if (await jobStatus(fastify, id) === 'pending') await cancel(fastify, id)
       })
@@ -75,6 +78,7 @@ const queueRoutes: FastifyPluginAsync = async (fastify) => {
     const { prompt_id: promptId } = objectBody(request.body, { invalidJsonIsEmpty: true })
     try {
       if (typeof promptId === 'string' && promptId !== '') {
+        await fastify.promptIds.load({ client: [promptId] })
         const cloudId = fastify.promptIds.toCloud(promptId)
         if (await jobStatus(fastify, cloudId) === 'in_progress') await cancel(fastify, cloudId)
       } else if (!pythonTruthy(promptId)) {

@@ -207,7 +207,7 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
       const promptId = promptIdOf(frame)
       const unknownPrompt = promptId !== undefined && !submissions.has(promptId)
       // Submitted through another replica or before a restart? The state store knows; frames wait for its answer.
-      if (unknownPrompt) submissions.lookUp(promptId)
+      if (unknownPrompt) submissions.lookUp(promptId, async () => { await promptIds.load({ cloud: [promptId] }) })
       if (held.length === 0 && !(submissions.busy && unknownPrompt)) return deliver(data, isBinary)
       // Held until the submits in flight now have answered (each within CLOUD_TIMEOUT_MS), and never more than HOLD_LIMIT.
       if (held.length === 0) submissions.whenSettled(release)

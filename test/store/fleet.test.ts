@@ -20,6 +20,13 @@ async function simulator (t: Test, options: Parameters<typeof startSimulator>[0]
   return { url: control.url, key, control }
 }
 
+/** Replicas of the proxy sharing one Redis, each connected to it before the test goes on. */
+async function fleet (t: Test, count: number, options: Parameters<typeof startProxy>[1]): Promise<Array<Awaited<ReturnType<typeof startProxy>>>> {
+  const replicas = await Promise.all(Array.from({ length: count }, async () => await startProxy(t, { logLevel: 'warn', ...options })))
+  await waitFor(async () => replicas.every(replica => replica.app.store.healthy) ? true : undefined, 5000, 'Redis')
+  return replicas
+}
+
 /** Polls a URL (or a new URL each time) in a loop until `until`; every answer's status is kept. */
 async function poll (url: string | (() => string), everyMs: number, until: number, statuses: number[]): Promise<void> {
   while (Date.now() < until) {
@@ -33,9 +40,7 @@ t.test('three replicas sharing one Redis spend one replica\'s cloud budget, not 
   // 60 requests a minute at the "cloud": three replicas with a budget each (4/s) would pass it within seconds.
   const cloud = await simulator(t, { rateLimit: 60, stepMs: 20 })
   const maxRps = 4
-  const replicas = await Promise.all([0, 1, 2].map(async () =>
-    await startProxy(t, { cloudUrl: cloud.url, apiKey: cloud.key, redisUrl: redis.url, cloudMaxRps: maxRps, listTtlMs: 100, logLevel: 'warn' })))
-  await waitFor(async () => replicas.every(replica => replica.app.store.healthy) ? true : undefined, 5000, 'Redis')
+  const replicas = await fleet(t, 3, { cloudUrl: cloud.url, apiKey: cloud.key, redisUrl: redis.url, cloudMaxRps: maxRps, listTtlMs: 100 })
   const ids: string[] = []
   for (const replica of replicas) {
     const submitted = await postJson(`${replica.url}/prompt`, { prompt: defaultGraph(ids.length + 1) })
@@ -67,9 +72,7 @@ t.test('three replicas sharing one Redis spend one replica\'s cloud budget, not 
 t.test('a prompt submitted through replica A: its events reach its client on B and no other client; /queue on C shows its extra_data', async t => {
   const redis = await startRedis(t)
   const cloud = await simulator(t, { stepMs: 150 })
-  const [a, b, c] = await Promise.all([0, 1, 2].map(async () =>
-    await startProxy(t, { cloudUrl: cloud.url, apiKey: cloud.key, redisUrl: redis.url, logLevel: 'warn' })))
-  await waitFor(async () => [a, b, c].every(replica => replica.app.store.healthy) ? true : undefined, 5000, 'Redis')
+  const [a, b, c] = await fleet(t, 3, { cloudUrl: cloud.url, apiKey: cloud.key, redisUrl: redis.url })
   const listen = async (url: string, clientId: string): Promise<{ frames: any[], socket: WebSocket }> => {
     const socket = new WebSocket(`${url.replace('http', 'ws')}/ws?clientId=${clientId}`)
     const frames: any[] = []
@@ -115,12 +118,59 @@ t.test('a single proxy with STATE_FILE keeps submitters, extra_data and settings
   t.same((await getJson(`${second.url}/settings/Comfy.Theme`)).body, 'dark', 'a setting survived the restart')
 })
 
+t.test('a client-chosen prompt id submitted before a STATE_FILE restart still resolves after it', async t => {
+  const cloud = await simulator(t, { stepMs: 100 })
+  const stateFile = join(mkdtempSync(join(tmpdir(), 'ccp-state-')), 'state.db')
+  const first = await startProxy(t, { cloudUrl: cloud.url, apiKey: cloud.key, stateFile, logLevel: 'warn' })
+  // Not a UUID: the cloud mints its own id, and only the proxy's map knows the two are one prompt.
+  const clientPromptId = 'my-render-before-restart'
+  const submitted = await postJson(`${first.url}/prompt`, { prompt: defaultGraph(4, 64, 64, 20), prompt_id: clientPromptId })
+  t.equal(submitted.status, 200)
+  t.equal(submitted.body.prompt_id, clientPromptId)
+  await first.app.close()
+
+  const second = await startProxy(t, { cloudUrl: cloud.url, apiKey: cloud.key, stateFile, logLevel: 'warn' })
+  const queue = (await getJson(`${second.url}/queue`)).body
+  const queued = [...queue.queue_running, ...queue.queue_pending].find((item: any[]) => item[1] === clientPromptId)
+  t.equal(queued?.[0], submitted.body.number, '/queue shows the client\'s id and number after the restart')
+  const entry = await waitFor(async () => (await getJson(`${second.url}/history/${clientPromptId}`)).body[clientPromptId], 15_000, 'the entry under the client\'s id')
+  t.equal(entry.status.status_str, 'success')
+  t.equal(entry.prompt[0], submitted.body.number, 'the same number as POST /prompt answered')
+  t.equal(entry.prompt[1], clientPromptId, 'the entry carries the client\'s id')
+  const job = await getJson(`${second.url}/api/jobs/${clientPromptId}`)
+  t.equal(job.status, 200, '/api/jobs finds it by the client\'s id')
+  t.equal(job.body.id, clientPromptId)
+  const list = (await getJson(`${second.url}/history?max_items=5`)).body
+  t.ok(clientPromptId in list, '/history lists it under the client\'s id')
+})
+
+t.test('a client-chosen prompt id submitted through replica A resolves on B and C; a "not there" answer costs the fleet one call', async t => {
+  const redis = await startRedis(t)
+  const cloud = await simulator(t, { stepMs: 100 })
+  const [a, b, c] = await fleet(t, 3, { cloudUrl: cloud.url, apiKey: cloud.key, redisUrl: redis.url })
+  const clientPromptId = 'fleet-render-1'
+  const submitted = await postJson(`${a.url}/prompt`, { prompt: defaultGraph(5, 64, 64, 20), prompt_id: clientPromptId })
+  t.equal(submitted.status, 200)
+  const queue = (await getJson(`${c.url}/queue`)).body
+  const queued = [...queue.queue_running, ...queue.queue_pending].find((item: any[]) => item[1] === clientPromptId)
+  t.equal(queued?.[0], submitted.body.number, '/queue on C shows the client\'s id and number')
+  const entry = await waitFor(async () => (await getJson(`${b.url}/history/${clientPromptId}`)).body[clientPromptId], 15_000, 'the entry on B')
+  t.equal(entry.prompt[1], clientPromptId)
+  t.equal((await getJson(`${c.url}/api/jobs/${clientPromptId}`)).body.id, clientPromptId, '/api/jobs on C finds it')
+
+  const stranger = 'b1f0c7de-0000-4000-8000-00000000abcd'
+  const asked = (): number => cloud.control.app.simulator.requests.filter(request => request.url.includes(stranger)).length
+  t.same((await getJson(`${a.url}/history/${stranger}`)).body, {})
+  t.equal(asked(), 1, 'A asked the cloud once')
+  t.same((await getJson(`${b.url}/history/${stranger}`)).body, {})
+  t.same((await getJson(`${c.url}/history/${stranger}`)).body, {})
+  t.equal(asked(), 1, 'B and C knew from the store that it is not there')
+})
+
 t.test('Redis stopped in the middle of a run: no request fails, /readyz says so, and the fleet catches up when it returns', async t => {
   const redis = await startRedis(t)
   const cloud = await simulator(t)
-  const [a, b] = await Promise.all([0, 1].map(async () =>
-    await startProxy(t, { cloudUrl: cloud.url, apiKey: cloud.key, redisUrl: redis.url, logLevel: 'warn' })))
-  await waitFor(async () => a.app.store.healthy && b.app.store.healthy ? true : undefined, 5000, 'Redis')
+  const [a, b] = await fleet(t, 2, { cloudUrl: cloud.url, apiKey: cloud.key, redisUrl: redis.url })
   const statuses: number[] = []
   const until = Date.now() + 3000
   const load = Promise.all([a, b].flatMap(replica => [
