@@ -39,11 +39,22 @@ function unfinishedFromQueue (queue: QueueInfo): UnfinishedList {
   return { jobs, complete: true, total: jobs.length }
 }
 
-/** Fleet messages: what one replica learnt about a job, for every replica's tracker (issue 13). */
+/**
+ * Fleet messages (issue 13): what one replica learnt about a job, for every replica's tracker; and
+ * history entries deleted or cleared through one replica, which no replica may show again.
+ */
 const CHANNEL = 'jobs'
+type JobNews = { replica: string } & ({ id: string, state: TrackedState } | { forget: string[] } | { clearedAt: number })
 /** State store records of ids the cloud answered "not there" for. */
 const ABSENT = 'absent'
-interface JobNews { replica: string, id: string, state: TrackedState }
+/**
+ * Finished entries in the state store, for every replica: each replica keeps its own in memory (a hit
+ * costs nothing), and a miss asks the store before the cloud, so a finished job costs the fleet one
+ * detail call rather than one per replica. Entries larger than this stay per replica.
+ */
+const ENTRIES = 'entry'
+const SHARED_ENTRY_MAX_CHARS = 1024 * 1024
+interface SharedEntry { at: number, json: string }
 
 export class Jobs {
   readonly tracker: JobTracker
@@ -52,11 +63,14 @@ export class Jobs {
   private readonly replica = randomUUID()
   /** when this replica last learnt something itself: a shared list older than that is not used */
   private lastNews = 0
+  /** when the history was last cleared through any replica: shared entries from before are not used */
+  private clearedAt = 0
 
   constructor (private readonly cloud: CloudClient, private readonly cache: ProxyCache, private readonly config: Config, private readonly promptIds: PromptIdMap, private readonly store?: StateStore) {
     this.tracker = new JobTracker({ listTtlMs: config.listTtlMs, maxJobs: MAX_TRACKED, list: async () => await this.listUnfinished() })
     if (config.listTtlMs > 0) this.absent = new LRUCache({ max: MAX_ABSENT, ttl: config.listTtlMs })
     store?.subscribe(CHANNEL, message => { this.heard(message) })
+    this.fleet?.get<number>(ENTRIES, 'cleared-at').then(at => { this.clearedAt = Math.max(this.clearedAt, at ?? 0) }, () => {})
   }
 
   /** The fleet shares what each replica learns (Redis); a single proxy has nobody to tell. */
@@ -66,15 +80,49 @@ export class Jobs {
 
   private tell (id: string, state: TrackedState): void {
     this.lastNews = Date.now()
-    this.fleet?.publish(CHANNEL, JSON.stringify({ replica: this.replica, id, state } satisfies JobNews)).catch(() => {})
+    void this.announce({ replica: this.replica, id, state })
+  }
+
+  private async announce (news: JobNews): Promise<void> {
+    await this.fleet?.publish(CHANNEL, JSON.stringify(news)).catch(() => {})
   }
 
   private heard (message: string): void {
     let news: JobNews
     try { news = JSON.parse(message) as JobNews } catch { return }
-    if (news.replica === this.replica || typeof news.id !== 'string') return
-    this.absent?.delete(news.id)
-    if (this.tracker.heard(news.id, news.state)) this.lastNews = Date.now()
+    if (news.replica === this.replica) return
+    if ('forget' in news && Array.isArray(news.forget)) {
+      this.cache.deleteEntries(news.forget.filter(id => typeof id === 'string'))
+    } else if ('clearedAt' in news && typeof news.clearedAt === 'number') {
+      this.clearedAt = Math.max(this.clearedAt, news.clearedAt)
+      this.cache.clearEntries()
+    } else if ('id' in news && typeof news.id === 'string') {
+      this.absent?.delete(news.id)
+      if (this.tracker.heard(news.id, news.state)) this.lastNews = Date.now()
+    }
+  }
+
+  /** POST /history deleted these entries: no replica shows them again (every replica has heard it when this resolves). */
+  async deleteEntries (ids: string[]): Promise<void> {
+    this.cache.deleteEntries(ids)
+    if (this.fleet === undefined) return
+    await Promise.all([...ids.map(async id => { await this.forgetShared(id) }), this.announce({ replica: this.replica, forget: ids })])
+  }
+
+  /** POST /history cleared the history: no replica shows an entry from before. */
+  async clearEntries (): Promise<void> {
+    this.cache.clearEntries()
+    const fleet = this.fleet
+    if (fleet === undefined) return
+    this.clearedAt = Date.now()
+    await Promise.all([
+      fleet.set(ENTRIES, 'cleared-at', this.clearedAt, Math.max(this.config.cacheTtlMs, 1)).catch(() => {}),
+      this.announce({ replica: this.replica, clearedAt: this.clearedAt })
+    ])
+  }
+
+  private async forgetShared (id: string): Promise<void> {
+    await Promise.all(['jobs', 'history_v2'].map(async source => { await this.fleet?.delete(ENTRIES, `${source}:${id}`).catch(() => {}) }))
   }
 
   /**
@@ -164,7 +212,7 @@ export class Jobs {
    * history_v2 record without a finished status (issue 16), once for a finished job, through the cache.
    */
   async jobEntry (id: string): Promise<string | undefined> {
-    return this.cache.getEntry(id) ?? await this.cache.shared(`entry:jobs:${id}`, async () => await this.loadJob(id), 0)
+    return this.cache.getEntry(id) ?? await this.load(id, 'jobs')
   }
 
   /** GET /prompt's queue_remaining: the account's unfinished jobs, from the tracker. */
@@ -228,15 +276,41 @@ export class Jobs {
     return { jobs, complete: !body.pagination.has_more, total: body.pagination.total }
   }
 
-  /** One detail call per id, shared by everyone asking at that moment. */
-  private async load (id: string): Promise<string | undefined> {
-    const source = this.config.historySource
-    return await this.cache.shared(`entry:${source}:${id}`, async () => source === 'history_v2' ? await this.loadHistoryV2(id) : await this.loadJob(id), 0)
+  /** One detail call per id, shared by everyone asking at that moment, and by the fleet once one replica has made it. */
+  private async load (id: string, source = this.config.historySource): Promise<string | undefined> {
+    return await this.cache.shared(`entry:${source}:${id}`, async () => {
+      const generation = this.cache.generation
+      const shared = await this.sharedEntry(`${source}:${id}`)
+      if (shared !== undefined) {
+        this.cache.setEntry(id, shared, generation)
+        return shared
+      }
+      return source === 'history_v2' ? await this.loadHistoryV2(id) : await this.loadJob(id)
+    }, 0)
+  }
+
+  private async sharedEntry (key: string): Promise<string | undefined> {
+    if (this.fleet === undefined || this.config.cacheTtlMs <= 0) return undefined
+    const found = await this.fleet.get<SharedEntry>(ENTRIES, key).catch(() => undefined)
+    return found !== undefined && found.at > this.clearedAt && typeof found.json === 'string' ? found.json : undefined
+  }
+
+  /** A finished entry fetched from the cloud: kept here, and for the fleet (unless something changed meanwhile). */
+  private keepEntry (key: string, id: string, json: string, generation: number): void {
+    this.cache.setEntry(id, json, generation)
+    if (this.fleet === undefined) return
+    // Replicas that heard of the submit still count the job unfinished: from now on it shows everywhere.
+    this.tell(id, 'finished')
+    if (this.config.cacheTtlMs <= 0 || json.length > SHARED_ENTRY_MAX_CHARS || generation !== this.cache.generation) return
+    this.fleet.set(ENTRIES, key, { at: Date.now(), json } satisfies SharedEntry, this.config.cacheTtlMs).catch(() => {})
   }
 
   private notThere (id: string, status: number): undefined {
     // 404: deleted elsewhere; 403/400/414: another account's or a malformed id.
-    if (status === 404) this.cache.forgetEntry(id)
+    if (status === 404) {
+      this.cache.forgetEntry(id)
+      void this.forgetShared(id)
+    }
     this.tracker.forget(id)
     this.absent?.set(id, true)
     if (this.absent !== undefined) this.fleet?.set(ABSENT, id, true, this.config.listTtlMs).catch(() => {})
@@ -261,7 +335,7 @@ export class Jobs {
     const entry = historyEntryFromJob(job)
     if (entry === null) return undefined
     const json = this.localJson(id, entry)
-    this.cache.setEntry(id, json, generation)
+    this.keepEntry(`jobs:${id}`, id, json, generation)
     return json
   }
 
@@ -279,7 +353,7 @@ export class Jobs {
     this.tracker.learnFromDetail(id, 'completed')
     await this.promptIds.load({ cloud: [id] })
     const json = this.localJson(id, entry)
-    this.cache.setEntry(id, json, generation)
+    this.keepEntry(`history_v2:${id}`, id, json, generation)
     return json
   }
 }

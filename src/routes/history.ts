@@ -77,8 +77,8 @@ const historyRoutes: FastifyPluginAsync = async (fastify) => {
         await fastify.cloud.call({ method: 'POST', path: '/api/history', body: cloudBody })
       } finally {
         // Whatever the cloud answered, nothing cached from before may be shown again.
-        if (cloudBody.clear === true) fastify.cache.clearEntries()
-        else fastify.cache.deleteEntries(cloudBody.delete ?? [])
+        if (cloudBody.clear === true) await fastify.jobs.clearEntries()
+        else await fastify.jobs.deleteEntries(cloudBody.delete ?? [])
       }
     }
     return await reply.code(200).type('application/octet-stream').send()

@@ -167,6 +167,35 @@ t.test('a client-chosen prompt id submitted through replica A resolves on B and 
   t.equal(asked(), 1, 'B and C knew from the store that it is not there')
 })
 
+t.test('a finished entry costs the fleet one detail call; a delete or clear through one replica hides it on every replica', async t => {
+  const redis = await startRedis(t)
+  const cloud = await simulator(t, { stepMs: 5 })
+  const [a, b, c] = await fleet(t, 3, { cloudUrl: cloud.url, apiKey: cloud.key, redisUrl: redis.url })
+  const finished = async (url: string, seed: number): Promise<string> => {
+    const submitted = await postJson(`${url}/prompt`, { prompt: defaultGraph(seed, 64, 64, 2) })
+    const id = submitted.body.prompt_id as string
+    await waitFor(async () => (await getJson(`${url}/history/${id}`)).body[id], 10_000, 'the entry')
+    return id
+  }
+  const first = await finished(a.url, 11)
+  const details = (id: string): number => cloud.control.app.simulator.requests.filter(request => request.method === 'GET' && request.url.startsWith(`/api/jobs/${id}`)).length
+  t.equal(details(first), 1, 'A fetched the finished job once')
+  const onA = (await getJson(`${a.url}/history/${first}`)).body
+  t.same((await getJson(`${b.url}/history/${first}`)).body, onA, 'B answers the same entry…')
+  t.same((await getJson(`${c.url}/history/${first}`)).body, onA)
+  t.equal(details(first), 1, '…without asking the cloud again (nor does C)')
+
+  t.equal((await postJson(`${a.url}/history`, { delete: [first] })).status, 200)
+  t.same((await getJson(`${b.url}/history/${first}`)).body, {}, 'deleted through A: gone on B, which had it in memory')
+  t.same((await getJson(`${c.url}/history/${first}`)).body, {}, 'and on C')
+
+  const second = await finished(a.url, 12)
+  t.ok((await getJson(`${c.url}/history/${second}`)).body[second], 'C holds the second entry')
+  t.equal((await postJson(`${b.url}/history`, { clear: true })).status, 200)
+  t.same((await getJson(`${c.url}/history/${second}`)).body, {}, 'cleared through B: gone on C')
+  t.same((await getJson(`${a.url}/history/${second}`)).body, {}, 'and on A')
+})
+
 t.test('Redis stopped in the middle of a run: no request fails, /readyz says so, and the fleet catches up when it returns', async t => {
   const redis = await startRedis(t)
   const cloud = await simulator(t)
