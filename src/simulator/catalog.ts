@@ -78,6 +78,10 @@ const UPSCALE = ['nearest-exact', 'bilinear', 'area', 'bicubic', 'lanczos']
 const LATENT_UPSCALE = ['nearest-exact', 'bilinear', 'area', 'bicubic', 'bislerp']
 const CROP = ['disabled', 'center']
 const SAVE_HIDDEN = { prompt: 'PROMPT', extra_pnginfo: 'EXTRA_PNGINFO' }
+const PREFIX_TOOLTIP = 'The prefix for the file to save. This may include formatting information such as %date:yyyy-MM-dd% or %Empty Latent Image.width% to include values from nodes.'
+const VIDEO_MODULE = 'comfy_extras.nodes_video'
+/** SaveAnimatedWEBP's `method`: libwebp's effort (nodes_images.py COMPRESS_METHODS). */
+export const WEBP_METHODS: Readonly<Record<string, number>> = { default: 4, fastest: 0, slowest: 6 }
 const CLIP_TYPES = ['stable_diffusion', 'stable_cascade', 'sd3', 'stable_audio', 'mochi', 'ltxv', 'pixart', 'cosmos', 'lumina2', 'wan', 'hidream', 'chroma', 'ace', 'omnigen2', 'qwen_image', 'hunyuan_image', 'flux2']
 const DUAL_CLIP_TYPES = ['sdxl', 'sd3', 'flux', 'hunyuan_video', 'hidream', 'hunyuan_image', 'hunyuan_video_15']
 const cond = (): InputSpec => link('CONDITIONING')
@@ -421,7 +425,7 @@ const SPECS: Record<string, NodeSpec> = {
     aliases: ['save', 'save image', 'export image', 'output image', 'write image', 'download'],
     required: {
       images: link('IMAGE', { tooltip: 'The images to save.' }),
-      filename_prefix: text('ComfyUI', { tooltip: 'The prefix for the file to save. This may include formatting information such as %date:yyyy-MM-dd% or %Empty Latent Image.width% to include values from nodes.' })
+      filename_prefix: text('ComfyUI', { tooltip: PREFIX_TOOLTIP })
     },
     hidden: SAVE_HIDDEN,
     outputNode: true
@@ -447,6 +451,21 @@ const SPECS: Record<string, NodeSpec> = {
     category: 'image/animation',
     module: 'comfy_extras.nodes_images',
     required: { images: link('IMAGE'), filename_prefix: text('ComfyUI'), fps: float(6, 0.01, 1000, 0.01), compress_level: int(4, 0, 9) },
+    hidden: SAVE_HIDDEN,
+    outputNode: true
+  },
+  SaveAnimatedWEBP: {
+    display: 'SaveAnimatedWEBP',
+    category: 'image/animation',
+    module: 'comfy_extras.nodes_images',
+    required: {
+      images: link('IMAGE'),
+      filename_prefix: text('ComfyUI'),
+      fps: float(6, 0.01, 1000, 0.01),
+      lossless: bool(true),
+      quality: int(80, 0, 100),
+      method: choice(Object.keys(WEBP_METHODS))
+    },
     hidden: SAVE_HIDDEN,
     outputNode: true
   },
@@ -621,6 +640,59 @@ const SPECS: Record<string, NodeSpec> = {
     outputNode: true
   },
   PreviewAudio: { display: 'Preview Audio', category: 'audio', module: 'comfy_extras.nodes_audio', required: { audio: link('AUDIO') }, hidden: SAVE_HIDDEN, outputNode: true },
+
+  // video
+  SaveWEBM: {
+    display: 'SaveWEBM',
+    category: 'image/video',
+    module: VIDEO_MODULE,
+    aliases: ['export webm'],
+    experimental: true,
+    required: {
+      images: link('IMAGE'),
+      filename_prefix: text('ComfyUI'),
+      codec: choice(['vp9', 'av1']),
+      fps: float(24, 0.01, 1000, 0.01),
+      crf: float(32, 0, 63, 1, { tooltip: 'Higher crf means lower quality with a smaller file size, lower crf means higher quality higher filesize.' })
+    },
+    hidden: SAVE_HIDDEN,
+    outputNode: true
+  },
+  SaveVideo: {
+    display: 'Save Video',
+    category: 'image/video',
+    module: VIDEO_MODULE,
+    description: 'Saves the input images to your ComfyUI output directory.',
+    aliases: ['export video'],
+    required: {
+      video: link('VIDEO', { tooltip: 'The video to save.' }),
+      filename_prefix: text('video/ComfyUI', { tooltip: PREFIX_TOOLTIP }),
+      format: choice(['auto', 'mp4'], { default: 'auto', tooltip: 'The format to save the video as.' }),
+      codec: choice(['auto', 'h264'], { default: 'auto', tooltip: 'The codec to use for the video.' })
+    },
+    hidden: SAVE_HIDDEN,
+    outputNode: true
+  },
+  CreateVideo: {
+    display: 'Create Video',
+    category: 'image/video',
+    module: VIDEO_MODULE,
+    description: 'Create a video from images.',
+    aliases: ['images to video'],
+    required: { images: link('IMAGE', { tooltip: 'The images to create a video from.' }), fps: float(30, 1, 120, 1) },
+    optional: { audio: link('AUDIO', { tooltip: 'The audio to add to the video.' }) },
+    output: ['VIDEO']
+  },
+  GetVideoComponents: {
+    display: 'Get Video Components',
+    category: 'image/video',
+    module: VIDEO_MODULE,
+    description: 'Extracts all components from a video: frames, audio, and framerate.',
+    aliases: ['extract frames', 'split video', 'video to images', 'demux'],
+    required: { video: link('VIDEO', { tooltip: 'The video to extract components from.' }) },
+    output: ['IMAGE', 'AUDIO', 'FLOAT'],
+    names: ['images', 'audio', 'fps']
+  },
 
   // mask
   ImageToMask: { display: 'Convert Image to Mask', category: 'mask', module: 'comfy_extras.nodes_mask', required: { image: link('IMAGE'), channel: choice(['red', 'green', 'blue', 'alpha']) }, output: ['MASK'] },

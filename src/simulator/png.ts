@@ -84,36 +84,56 @@ export function encodePng (image: RawImage, options: EncodeOptions = {}): Buffer
   return assemble(width, height, channels, filterRows(pixels, width * channels, height, options.up === true), options.level ?? 6, options.texts)
 }
 
+export interface ApngOptions extends EncodeOptions {
+  /** private `comf` chunks (keyword, text) after the image data: where SaveAnimatedPNG keeps prompt and workflow */
+  comf?: Array<[string, string]>
+}
+
+const comfChunks = (entries: Array<[string, string]> = []): Buffer[] =>
+  entries.map(([keyword, value]) => chunk('comf', Buffer.concat([Buffer.from(keyword, 'latin1'), Buffer.alloc(1), Buffer.from(value, 'latin1')])))
+
+const gcd = (a: number, b: number): number => b === 0 ? a : gcd(b, a % b)
+
 /**
- * An animated PNG (what PIL writes for SaveAnimatedPNG): acTL, then per frame fcTL and the data (IDAT for the
- * first frame, fdAT with a sequence number after), each frame shown for `delayMs`.
+ * An animated PNG as Pillow writes it for SaveAnimatedPNG: a frame equal to the one before is dropped and its time
+ * added to that one's; if one frame is left the file is a plain PNG. Otherwise acTL, then per frame fcTL (delay as
+ * the reduced fraction of a second) and its data (IDAT for the first frame, fdAT with a sequence number after).
  */
-export function encodeApng (frames: RawImage[], delayMs: number, options: EncodeOptions = {}): Buffer {
+export function encodeApng (frames: RawImage[], delayMs: number, options: ApngOptions = {}): Buffer {
   const { width, height, channels } = frames[0]
   const level = options.level ?? 6
+  const shown: Array<{ frame: RawImage, ms: number }> = []
+  for (const frame of frames) {
+    const last = shown.at(-1)
+    if (last !== undefined && last.frame.pixels.equals(frame.pixels)) last.ms += delayMs
+    else shown.push({ frame, ms: delayMs })
+  }
+  const data = (frame: RawImage): Buffer => deflateSync(filterRows(frame.pixels, width * channels, height, options.up === true), { level })
+  const head = [SIGNATURE, chunk('IHDR', ihdr(width, height, channels)), ...(options.texts ?? []).map(([k, v]) => text(k, v))]
+  if (shown.length === 1) return Buffer.concat([...head, chunk('IDAT', data(shown[0].frame)), ...comfChunks(options.comf), chunk('IEND', Buffer.alloc(0))])
   const actl = Buffer.alloc(8)
-  actl.writeUInt32BE(frames.length, 0) // plays: 0 = forever
-  const parts = [SIGNATURE, chunk('IHDR', ihdr(width, height, channels)), ...(options.texts ?? []).map(([k, v]) => text(k, v)), chunk('acTL', actl)]
+  actl.writeUInt32BE(shown.length, 0) // plays: 0 = forever
+  const parts = [...head, chunk('acTL', actl)]
   let sequence = 0
-  frames.forEach((frame, i) => {
+  shown.forEach(({ frame, ms }, i) => {
     const fctl = Buffer.alloc(26)
     fctl.writeUInt32BE(sequence++, 0)
     fctl.writeUInt32BE(width, 4)
     fctl.writeUInt32BE(height, 8)
-    fctl.writeUInt16BE(Math.min(65535, Math.max(0, Math.round(delayMs))), 20)
-    fctl.writeUInt16BE(1000, 22)
+    const whole = Math.round(ms)
+    const divisor = gcd(whole, 1000)
+    fctl.writeUInt16BE(whole / divisor, 20)
+    fctl.writeUInt16BE(1000 / divisor, 22)
     parts.push(chunk('fcTL', fctl))
-    const data = deflateSync(filterRows(frame.pixels, width * channels, height, options.up === true), { level })
     if (i === 0) {
-      parts.push(chunk('IDAT', data))
+      parts.push(chunk('IDAT', data(frame)))
     } else {
-      const head = Buffer.alloc(4)
-      head.writeUInt32BE(sequence++, 0)
-      parts.push(chunk('fdAT', Buffer.concat([head, data])))
+      const seq = Buffer.alloc(4)
+      seq.writeUInt32BE(sequence++, 0)
+      parts.push(chunk('fdAT', Buffer.concat([seq, data(frame)])))
     }
   })
-  parts.push(chunk('IEND', Buffer.alloc(0)))
-  return Buffer.concat(parts)
+  return Buffer.concat([...parts, ...comfChunks(options.comf), chunk('IEND', Buffer.alloc(0))])
 }
 
 /** mulberry32: a tiny deterministic PRNG. */

@@ -87,9 +87,21 @@ function durationOf (job: JobRecord): number | undefined {
   return start !== undefined && end !== undefined ? end - start : undefined
 }
 
+const VIDEO_KEYS = ['video', 'videos', 'gifs']
+const VIDEO_FILE = /\.(mp4|webm|mov|mkv)$/i
+
+/** What an output item is: local's video savers list their file under `images`, so the file name decides there. */
+function mediaOf (key: string, item: unknown): string | undefined {
+  if (key === 'audio') return 'audio'
+  if (VIDEO_KEYS.includes(key)) return 'video'
+  if (key !== 'images') return undefined
+  const name = (item as { filename?: unknown } | null)?.filename
+  return typeof name === 'string' && VIDEO_FILE.test(name) ? 'video' : 'image'
+}
+
 function hasOutputType (job: JobRecord, type: string): boolean {
-  const keys: Record<string, string[]> = { image: ['images'], video: ['video', 'videos', 'gifs'], audio: ['audio'] }
-  return Object.values(job.detail.outputs ?? {}).some(output => keys[type].some(key => Array.isArray(output[key]) && output[key].length > 0))
+  return Object.values(job.detail.outputs ?? {}).some(output =>
+    Object.entries(output).some(([key, items]) => Array.isArray(items) && items.some(item => mediaOf(key, item) === type)))
 }
 
 export function registerRoutes (app: FastifyInstance, { store, executor, accountOf, profile, catalog, files, queueLimit }: RouteDeps): void {

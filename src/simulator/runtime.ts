@@ -4,6 +4,7 @@
  * LATENT carries its size and seed, and decoding it gives a deterministic picture of the matching size.
  */
 import { encodeFlac, sampleAudio, type Audio } from './audio.js'
+import { WEBP_METHODS } from './catalog.js'
 import type { ModelFolders } from './models.js'
 import { upscaleFactor } from './models.js'
 import type { ApiPrompt } from './nodes.js'
@@ -13,6 +14,7 @@ import {
   fromBatch, fromBytes, growMask, imageBytes, imageToMask, invertAll, invertImage, maskToImage, NodeException, padForOutpaint, pyRound,
   repeatBatch, slice, solidMask, transform, type Tensor
 } from './tensor.js'
+import { encodeAnimatedWebp, encodeMp4, encodeWebm, type Video } from './video.js'
 
 /** A loaded model, an encoded prompt or any other value the simulator cannot compute: its kind and a label. */
 export interface Token { kind: string, label: string, steps?: number, scale?: number }
@@ -124,6 +126,30 @@ function saveImages (images: Tensor, ctx: NodeContext, type: 'output' | 'temp'):
   return { outputs: [images], ui: { images: results } }
 }
 
+/** _ui.py SavedImages: `animated` only when more than one image went in. */
+const animation = (images: Tensor, file: FileRef): NodeResult =>
+  ({ outputs: [], ui: images.batch > 1 ? { images: [file], animated: [true] } : { images: [file] } })
+
+/** _ui.py PreviewVideo: SaveWEBM and SaveVideo answer `images` with `animated: [true]`. */
+const video = (file: FileRef): NodeResult => ({ outputs: [], ui: { images: [file], animated: [true] } })
+
+/** ComfyUI's WebP EXIF: `prompt:<json>` in Model (0x0110), extra_pnginfo entries from Make (0x010F) downwards. */
+function webpExif (ctx: NodeContext): Record<string, string> {
+  const exif: Record<string, string> = { Model: `prompt:${pyJson(ctx.prompt)}` }
+  const tags = ['Make', 'ImageDescription', 'DocumentName']
+  Object.entries(ctx.extraPngInfo ?? {}).slice(0, tags.length).forEach(([key, value], i) => { exif[tags[i]] = `${key}:${pyJson(value)}` })
+  return exif
+}
+
+/** Container metadata: the prompt and each extra_pnginfo entry as JSON text, as PyAV's `container.metadata` gets them. */
+const videoTags = (ctx: NodeContext): Record<string, string> => Object.fromEntries(pngTexts(ctx))
+
+/** One FLAC per batch entry. A VIDEO made without audio gives None, which SaveAudio cannot subscript. */
+function saveAudio (audio: Audio | null, ctx: NodeContext, type: 'output' | 'temp'): NodeResult {
+  if (audio === null || audio === undefined) throw new NodeException('TypeError', "'NoneType' object is not subscriptable")
+  return { outputs: [], ui: { audio: audio.batch.map(channels => ctx.save(encodeFlac(channels, audio.sampleRate), 'flac', type)) } }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Loading
 
@@ -229,9 +255,17 @@ const RUNNERS: Record<string, Runner> = {
   PreviewImage: ({ images }, ctx) => saveImages(images, ctx, 'temp'),
   SaveAnimatedPNG: ({ images, fps, compress_level: level }, ctx) => {
     const frames = Array.from({ length: images.batch }, (_, i) => rawImage(images, i))
-    const file = ctx.save(encodeApng(frames, Math.trunc(1000 / fps), { level, texts: pngTexts(ctx), up: true }), 'png', 'output')
-    return { outputs: [], ui: { images: [file], animated: [true] } }
+    const png = encodeApng(frames, Math.trunc(1000 / fps), { level, up: true, comf: pngTexts(ctx) })
+    return animation(images, ctx.save(png, 'png', 'output'))
   },
+  SaveAnimatedWEBP: async ({ images, fps, lossless, quality, method }, ctx) => {
+    const webp = await encodeAnimatedWebp(images, Math.trunc(1000 / fps), { lossless: lossless === true, quality, effort: WEBP_METHODS[method] ?? 4, exif: webpExif(ctx) })
+    return animation(images, ctx.save(webp, 'webp', 'output'))
+  },
+  SaveWEBM: async ({ images, fps, crf }, ctx) => video(ctx.save(await encodeWebm(images, fps, crf, videoTags(ctx)), 'webm', 'output')),
+  SaveVideo: async ({ video: value }, ctx) => video(ctx.save(await encodeMp4(value as Video, videoTags(ctx)), 'mp4', 'output')),
+  CreateVideo: ({ images, fps, audio }) => out({ kind: 'VIDEO', images, fps, audio: audio ?? null } satisfies Video),
+  GetVideoComponents: ({ video: value }) => out((value as Video).images, (value as Video).audio, (value as Video).fps),
   // websocket_image_save.py: every image goes out as a binary frame, with progress 0 … n-1 (observed finding 29).
   SaveImageWebsocket: ({ images }, ctx) => {
     for (let i = 0; i < images.batch; i++) {
@@ -305,8 +339,8 @@ const RUNNERS: Record<string, Runner> = {
     const samples = value.batch[0]?.[0]?.length ?? 0
     return out({ kind: 'LATENT', batch: value.batch.length, width: Math.max(1, Math.round(samples / AUDIO_STEP)), height: 1, seed: `audio:${samples}`, audio: true } satisfies Latent)
   },
-  SaveAudio: ({ audio }, ctx) => ({ outputs: [], ui: { audio: (audio as Audio).batch.map(channels => ctx.save(encodeFlac(channels, (audio as Audio).sampleRate), 'flac', 'output')) } }),
-  PreviewAudio: ({ audio }, ctx) => ({ outputs: [], ui: { audio: (audio as Audio).batch.map(channels => ctx.save(encodeFlac(channels, (audio as Audio).sampleRate), 'flac', 'temp')) } }),
+  SaveAudio: ({ audio }, ctx) => saveAudio(audio, ctx, 'output'),
+  PreviewAudio: ({ audio }, ctx) => saveAudio(audio, ctx, 'temp'),
 
   PrimitiveInt: ({ value }) => out(value),
   PrimitiveFloat: ({ value }) => out(value),
@@ -343,6 +377,7 @@ export function formatInput (value: unknown, type: string): unknown {
     const a = value as Audio
     return `{'waveform': tensor(shape=(${a.batch.length}, ${a.batch[0]?.length ?? 0}, ${a.batch[0]?.[0]?.length ?? 0})), 'sample_rate': ${a.sampleRate}}`
   }
+  if ((value as Video).kind === 'VIDEO') return `<comfy_api.latest._input_impl.video_types.VideoFromComponents object at 0x7f${seedFrom(`${(value as Video).fps}`).toString(16).padStart(8, '0')}>`
   const { kind = 'object', label = '' } = value as Partial<Token>
   return `<comfy.${kind.toLowerCase()} object at 0x7f${seedFrom(label).toString(16).padStart(8, '0')}>`
 }

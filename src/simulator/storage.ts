@@ -31,7 +31,7 @@ export interface StoredFile {
   storedAt: number
 }
 
-const CONTENT_TYPES: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif', flac: 'audio/flac' }
+const CONTENT_TYPES: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif', flac: 'audio/flac', mp4: 'video/mp4', webm: 'video/webm' }
 
 /** The bucket a `type` (output, temp, input) names; undefined for an unknown one. */
 export function kindOf (type: string): FileKind | undefined {

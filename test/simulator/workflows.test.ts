@@ -73,15 +73,6 @@ t.test('common workflows run and produce outputs of the right size', async t => 
   const hires: Record<string, any> = { ...base(), 19: { class_type: 'LatentUpscaleBy', inputs: { samples: ['3', 0], upscale_method: 'nearest-exact', scale_by: 1.5 } } }
   hires[8].inputs.samples = ['19', 0]
   t.same(await sizeOf(sim, (await completed(sim, { prompt: hires })).outputs['9'].images[0]), [96, 72], 'latent upscale')
-
-  const animated = {
-    1: { class_type: 'EmptyImage', inputs: { width: 8, height: 8, batch_size: 3, color: 0x445566 } },
-    2: { class_type: 'SaveAnimatedPNG', inputs: { images: ['1', 0], filename_prefix: 'anim', fps: 4, compress_level: 4 } }
-  }
-  const apng = (await completed(sim, { prompt: animated })).outputs['2']
-  t.same(apng.animated, [true])
-  const bytes = (await download(sim, apng.images[0])).bytes.toString('latin1')
-  t.equal(bytes.split('fcTL').length - 1, 3, 'an animated PNG with one frame control per image')
 })
 
 t.test('model names come from the configured folders', async t => {
