@@ -48,3 +48,31 @@ t.test('a link to a missing node is exception_during_validation, as local answer
   t.equal(body.error.type, 'prompt_outputs_failed_validation')
   t.match(body.node_errors[9], { errors: [{ type: 'exception_during_validation', message: 'Exception when validating node', details: "'5'", extra_info: { exception_type: 'KeyError' } }], dependent_outputs: ['9'], class_type: 'SaveImage' })
 })
+
+t.test('CreateVideo -> SaveVideo and SaveAnimatedWEBP through the proxy: local history shape, playable files from /view', async t => {
+  const stack = await startStack(t)
+  const prompt = {
+    1: { class_type: 'EmptyImage', inputs: { width: 16, height: 8, batch_size: 1, color: 0xff0000 } },
+    2: { class_type: 'EmptyImage', inputs: { width: 16, height: 8, batch_size: 1, color: 0x0000ff } },
+    3: { class_type: 'ImageBatch', inputs: { image1: ['1', 0], image2: ['2', 0] } },
+    4: { class_type: 'CreateVideo', inputs: { images: ['3', 0], fps: 24 } },
+    5: { class_type: 'SaveVideo', inputs: { video: ['4', 0], filename_prefix: 'video/ComfyUI', format: 'auto', codec: 'auto' } },
+    6: { class_type: 'SaveAnimatedWEBP', inputs: { images: ['3', 0], filename_prefix: 'ComfyUI', fps: 6, lossless: true, quality: 80, method: 'default' } }
+  }
+  const { entry } = await runJob(stack.url, { prompt })
+  t.equal(entry.status.status_str, 'success')
+  t.same(Object.keys(entry.outputs['5']), ['images', 'animated'])
+  t.same(entry.outputs['5'].animated, [true])
+  t.same(entry.outputs['6'].animated, [true])
+  const view = async (item: { filename: string, subfolder: string, type: string }): Promise<Response> =>
+    await fetch(`${stack.url}/view?${new URLSearchParams(item).toString()}`)
+  const mp4 = await view(entry.outputs['5'].images[0])
+  t.equal(mp4.status, 200)
+  t.equal(mp4.headers.get('content-type'), 'video/mp4')
+  t.equal(Buffer.from(await mp4.arrayBuffer()).toString('latin1', 4, 8), 'ftyp')
+  const webp = await view(entry.outputs['6'].images[0])
+  t.equal(webp.headers.get('content-type'), 'image/webp')
+  const bytes = Buffer.from(await webp.arrayBuffer())
+  t.equal(bytes.toString('latin1', 8, 12), 'WEBP')
+  t.ok(bytes.includes(Buffer.from('ANMF')), 'an animated WebP (ANMF frames)')
+})
