@@ -10,9 +10,21 @@
  * The containers are written by mediabunny (maintained, pure TypeScript).
  */
 import { BufferTarget, EncodedPacket, EncodedVideoPacketSource, Mp4OutputFormat, Output, WebMOutputFormat } from 'mediabunny'
-import sharp from 'sharp'
 import type { Audio } from './audio.js'
 import { imageBytes, NodeException, type Tensor } from './tensor.js'
+
+type Sharp = typeof import('sharp')['default']
+let loading: Promise<Sharp> | undefined
+
+/** sharp (libvips) is loaded by the first WebP or WebM save: a platform where it cannot load still runs the rest. */
+async function loadSharp (): Promise<Sharp> {
+  loading ??= import('sharp').then(({ default: sharp }) => sharp)
+  try {
+    return await loading
+  } catch {
+    throw new NodeException('ModuleNotFoundError', "No module named 'sharp': WebP and WebM saving needs the sharp package, which cannot be loaded on this platform")
+  }
+}
 
 /** ComfyUI's VIDEO (VideoFromComponents): frames, frame rate and optional audio. */
 export interface Video { kind: 'VIDEO', images: Tensor, fps: number, audio: Audio | null }
@@ -33,6 +45,7 @@ function rgbFrames (images: Tensor): Buffer[] {
  * Model, extra_pnginfo entries downwards from Make). One frame gives a still WebP, as Pillow writes.
  */
 export async function encodeAnimatedWebp (images: Tensor, delayMs: number, options: { lossless: boolean, quality: number, effort: number, exif: Record<string, string> }): Promise<Buffer> {
+  const sharp = await loadSharp()
   const frames = rgbFrames(images)
   const raw = { width: images.width, height: images.height * frames.length, channels: 3 as const, ...(frames.length > 1 ? { pageHeight: images.height } : {}) }
   return await sharp(Buffer.concat(frames), { raw, limitInputPixels: false })
@@ -260,6 +273,7 @@ function vp8Frame (webp: Buffer): Buffer {
 
 /** SaveWEBM: VP8 key frames; `crf` (0 best … 63 worst) maps onto WebP quality. */
 export async function encodeWebm (images: Tensor, fps: number, crf: number, tags: Tags): Promise<Buffer> {
+  const sharp = await loadSharp()
   const quality = Math.max(1, Math.round(100 - crf * 99 / 63))
   const frames = await Promise.all(rgbFrames(images).map(async rgb =>
     vp8Frame(await sharp(rgb, { raw: { width: images.width, height: images.height, channels: 3 }, limitInputPixels: false }).webp({ quality, effort: 0 }).toBuffer())))
