@@ -9,6 +9,7 @@
  * 503 and a Retry-After, never left hanging.
  */
 import { ProxyError } from '../errors.js'
+import { TokenBucket } from '../token-bucket.js'
 
 export type Priority = 'write' | 'read'
 
@@ -44,8 +45,7 @@ const DEFAULT_PAUSE_MS = 1_000
 export const MAX_PAUSE_MS = 300_000
 
 export class CloudBudget {
-  private tokens: number
-  private refilledAt: number
+  private readonly bucket: TokenBucket
   private pausedUntil = 0
   private readonly capacity: number
   private readonly queues: Record<Priority, Waiter[]> = { write: [], read: [] }
@@ -58,8 +58,7 @@ export class CloudBudget {
     private readonly now: () => number = () => performance.now()
   ) {
     this.capacity = Math.max(1, maxRps)
-    this.tokens = this.capacity
-    this.refilledAt = this.now()
+    this.bucket = new TokenBucket(now, this.capacity)
   }
 
   /** Milliseconds until reads may go out again (0: not paused). */
@@ -94,9 +93,8 @@ export class CloudBudget {
   private async acquireHere (priority: Priority, maxWaitMs: number): Promise<void> {
     const since = this.now()
     if (priority === 'read' && this.pausedForMs > maxWaitMs) throw this.refuse(priority, since, rateLimitedError(this.pausedForMs))
-    this.refill()
     if (this.mayGoNow(priority)) {
-      this.tokens--
+      this.bucket.take()
       this.observer.admission(priority, 'granted', 0)
       return
     }
@@ -119,8 +117,7 @@ export class CloudBudget {
 
   /** For the status page: the rate, how much of this second's allowance is spent, the calls waiting, and any pause. */
   snapshot (): { maxRps: number, inUse: number, waiting: number, pausedForMs: number } {
-    this.refill()
-    return { maxRps: this.maxRps, inUse: Math.max(0, Math.round(this.capacity - this.tokens)), waiting: this.waiting, pausedForMs: Math.round(this.pausedForMs) }
+    return { maxRps: this.maxRps, inUse: Math.max(0, Math.round(this.capacity - this.tokens())), waiting: this.waiting, pausedForMs: Math.round(this.pausedForMs) }
   }
 
   /** The cloud answered 429: reads of every route wait `retryAfterMs` (or a second without a Retry-After). */
@@ -144,24 +141,21 @@ export class CloudBudget {
   }
 
   private mayGoNow (priority: Priority): boolean {
-    if (this.tokens < 1 || this.queues.write.length > 0) return false
+    if (this.tokens() < 1 || this.queues.write.length > 0) return false
     return priority === 'write' || (this.queues.read.length === 0 && this.pausedForMs === 0)
   }
 
-  private refill (): void {
-    const now = this.now()
-    this.tokens = Math.min(this.capacity, this.tokens + (now - this.refilledAt) * this.maxRps / 1000)
-    this.refilledAt = now
+  private tokens (): number {
+    return this.bucket.level(this.maxRps, this.capacity)
   }
 
   private drain (): void {
     this.timer = undefined
-    this.refill()
-    while (this.tokens >= 1) {
+    while (this.tokens() >= 1) {
       const queue = this.queues.write.length > 0 ? this.queues.write : this.pausedForMs === 0 ? this.queues.read : undefined
       const waiter = queue?.shift()
       if (waiter === undefined) break
-      this.tokens--
+      this.bucket.take()
       clearTimeout(waiter.timer)
       this.observer.admission(waiter.priority, 'granted', (this.now() - waiter.since) / 1000)
       waiter.resolve()
@@ -175,7 +169,8 @@ export class CloudBudget {
     this.timer = undefined
     const readsWait = this.queues.read.length > 0
     if (this.queues.write.length === 0 && !readsWait) return
-    const untilToken = this.tokens >= 1 ? 0 : (1 - this.tokens) * 1000 / this.maxRps
+    const tokens = this.tokens()
+    const untilToken = tokens >= 1 ? 0 : (1 - tokens) * 1000 / this.maxRps
     const delay = this.queues.write.length > 0 ? untilToken : Math.max(untilToken, this.pausedForMs)
     this.timer = setTimeout(() => { this.drain() }, Math.ceil(delay))
     this.timer.unref()

@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events'
 /**
  * One small interface for everything the proxy must remember beyond a single request
  * (design §4 `store/`): records with a time to live, a fleet-wide token bucket for the cloud
@@ -6,12 +5,10 @@ import { EventEmitter } from 'node:events'
  * file (an embedded SQLite database: survives a restart) and Redis (shared by replicas).
  * Values are JSON; every record expires, so no implementation grows without bound.
  */
-export interface Reservation {
-  /** whether a token was taken; false when the wait would exceed the caller's limit */
-  granted: boolean
-  /** how long the caller must wait before using the token (or would have had to) */
-  waitMs: number
-}
+import { EventEmitter } from 'node:events'
+import { TokenBucket, type Reservation } from '../token-bucket.js'
+
+export type { Reservation }
 
 export type StoreKind = 'memory' | 'file' | 'redis'
 
@@ -34,37 +31,15 @@ export interface StateStore {
   close: () => Promise<void>
 }
 
-/** A token bucket kept in one process: the memory and file stores, and Redis's stand-in while it is down. */
-export class LocalBucket {
-  private tokens: number
-  private updated: number
-
-  constructor (private readonly now = Date.now, burst = 0) {
-    this.tokens = burst
-    this.updated = now()
-  }
-
-  reserve (ratePerSecond: number, burst: number, maxWaitMs: number): Reservation {
-    const now = this.now()
-    this.tokens = Math.min(burst, this.tokens + (now - this.updated) * ratePerSecond / 1000)
-    this.updated = now
-    const after = this.tokens - 1
-    const waitMs = after >= 0 ? 0 : Math.ceil(-after * 1000 / ratePerSecond)
-    if (waitMs > maxWaitMs) return { granted: false, waitMs }
-    this.tokens = after
-    return { granted: true, waitMs }
-  }
-}
-
 /** Buckets by name, each created full. */
 export class LocalBuckets {
-  private readonly buckets = new Map<string, LocalBucket>()
+  private readonly buckets = new Map<string, TokenBucket>()
   constructor (private readonly now = Date.now) {}
 
   reserve (bucket: string, ratePerSecond: number, burst: number, maxWaitMs: number): Reservation {
     let found = this.buckets.get(bucket)
     if (found === undefined) {
-      found = new LocalBucket(this.now, burst)
+      found = new TokenBucket(this.now, burst)
       this.buckets.set(bucket, found)
     }
     return found.reserve(ratePerSecond, burst, maxWaitMs)
