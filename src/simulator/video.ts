@@ -146,7 +146,30 @@ function sps (width: number, height: number): Buffer {
     w.ue(0)
     w.ue((mbHeight * 16 - height) / 2)
   }
-  w.bit(0) // vui_parameters_present_flag
+  w.bit(1) // vui_parameters_present_flag
+  w.bit(0) // aspect_ratio_info_present_flag
+  w.bit(0) // overscan_info_present_flag
+  w.bit(1) // video_signal_type_present_flag: limited-range BT.601, as the samples are
+  w.bits(5, 3) // video_format: unspecified
+  w.bit(0) // video_full_range_flag
+  w.bit(1) // colour_description_present_flag
+  w.bits(6, 8) // colour_primaries: SMPTE 170M
+  w.bits(6, 8) // transfer_characteristics
+  w.bits(6, 8) // matrix_coefficients: BT.601
+  w.bit(0) // chroma_loc_info_present_flag
+  w.bit(0) // timing_info_present_flag: the container has the timing
+  w.bit(0) // nal_hrd_parameters_present_flag
+  w.bit(0) // vcl_hrd_parameters_present_flag
+  w.bit(0) // pic_struct_present_flag
+  // bitstream_restriction: no reordering, one frame buffered, so decoders output each picture at once
+  w.bit(1)
+  w.bit(1) // motion_vectors_over_pic_boundaries_flag
+  w.ue(0) // max_bytes_per_pic_denom
+  w.ue(0) // max_bits_per_mb_denom
+  w.ue(11) // log2_max_mv_length_horizontal
+  w.ue(11) // log2_max_mv_length_vertical
+  w.ue(0) // max_num_reorder_frames
+  w.ue(1) // max_dec_frame_buffering
   return nal(7, w.finish())
 }
 
