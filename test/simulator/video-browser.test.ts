@@ -1,0 +1,72 @@
+/**
+ * The MP4 and WebM files the simulator writes play in a real browser: Debian's Chromium decodes each frame, and
+ * the colours drawn on a canvas are the colours that went in.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium } from 'playwright-core'
+import t from 'tap'
+import { download, startSim, submit, waitForStatus } from './fixtures/helpers.js'
+
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+const COLOURS = [[220, 40, 30], [30, 200, 60], [40, 50, 230]]
+const FPS = 4
+
+/** Runs in the page (as text: the project compiles without the DOM library): plays the file, seeks to each time, reads the centre pixel. */
+const PLAY = `async ({ base64, type, times }) => {
+  const video = document.createElement('video')
+  video.muted = true
+  video.src = URL.createObjectURL(new Blob([Uint8Array.from(atob(base64), c => c.charCodeAt(0))], { type }))
+  await new Promise((resolve, reject) => {
+    video.onloadeddata = resolve
+    video.onerror = () => reject(new Error('cannot play: ' + (video.error ? video.error.message : '')))
+  })
+  const pixels = []
+  for (const time of times) {
+    video.currentTime = time
+    await new Promise(resolve => { video.onseeked = resolve })
+    const canvas = document.createElement('canvas')
+    canvas.width = video.videoWidth
+    canvas.height = video.videoHeight
+    const context = canvas.getContext('2d')
+    context.drawImage(video, 0, 0)
+    pixels.push(Array.from(context.getImageData(canvas.width / 2, canvas.height / 2, 1, 1).data.slice(0, 3)))
+  }
+  return { width: video.videoWidth, height: video.videoHeight, duration: video.duration, pixels }
+}`
+
+t.test('Chromium plays SaveVideo MP4 and SaveWEBM WebM with the right size, length and frames', async t => {
+  const sim = await startSim(t)
+  const images: Record<string, any> = {}
+  COLOURS.forEach(([r, g, b], i) => { images[i + 1] = { class_type: 'EmptyImage', inputs: { width: 32, height: 24, batch_size: 1, color: (r << 16) | (g << 8) | b } } })
+  images[4] = { class_type: 'ImageBatch', inputs: { image1: ['1', 0], image2: ['2', 0] } }
+  images[5] = { class_type: 'ImageBatch', inputs: { image1: ['4', 0], image2: ['3', 0] } }
+  const prompt = {
+    ...images,
+    6: { class_type: 'CreateVideo', inputs: { images: ['5', 0], fps: FPS } },
+    7: { class_type: 'SaveVideo', inputs: { video: ['6', 0], filename_prefix: 'video/ComfyUI', format: 'mp4', codec: 'h264' } },
+    8: { class_type: 'SaveWEBM', inputs: { images: ['5', 0], filename_prefix: 'ComfyUI', codec: 'vp9', fps: FPS, crf: 4 } }
+  }
+  const done = await waitForStatus(sim, await submit(sim, { prompt }), ['completed', 'failed'])
+  t.equal(done.status, 'completed')
+
+  const userDataDir = mkdtempSync(join(tmpdir(), 'ccp-chromium-video-'))
+  const context = await chromium.launchPersistentContext(userDataDir, { executablePath: '/usr/bin/chromium', headless: true, args: ARGS })
+  t.teardown(async () => {
+    await context.close()
+    rmSync(userDataDir, { recursive: true, force: true })
+  })
+  const page = context.pages()[0] ?? await context.newPage()
+  for (const [node, type] of [['7', 'video/mp4'], ['8', 'video/webm']]) {
+    const bytes = (await download(sim, done.outputs[node].images[0])).bytes
+    // a fifth into each frame: Chromium seeks MP4 to the nearest frame and WebM to the one before, which agree there
+    const args = { base64: bytes.toString('base64'), type, times: COLOURS.map((_, i) => (i + 0.2) / FPS) }
+    const played = await page.evaluate(`(${PLAY})(${JSON.stringify(args)})`) as { width: number, height: number, duration: number, pixels: number[][] }
+    t.same([played.width, played.height], [32, 24], `${type} size`)
+    t.ok(Math.abs(played.duration - COLOURS.length / FPS) < 0.01, `${type} lasts ${COLOURS.length} frames at ${FPS} fps (${played.duration} s)`)
+    played.pixels.forEach((pixel, i) => {
+      t.ok(pixel.every((v, c) => Math.abs(v - COLOURS[i][c]) <= 8), `${type} frame ${i}: ${pixel.join(',')} is ${COLOURS[i].join(',')}`)
+    })
+  }
+})
