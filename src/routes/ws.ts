@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import WebSocket, { type RawData } from 'ws'
-import { errorBody } from '../errors.js'
+import { errorBody, ProxyError } from '../errors.js'
 import { accountRefusal } from '../cloud/refusals.js'
 import { renamePromptInBinary, renamePromptInText } from '../compat/ws-frames.js'
 
@@ -86,6 +86,9 @@ function promptIdOf (frame: unknown): string | undefined {
   return typeof data?.prompt_id === 'string' ? data.prompt_id : undefined
 }
 
+/** A handshake answered with an error instead of an upgrade. */
+interface Refusal { status: number, message: string, type?: string, retryAfter?: string }
+
 const wsRoutes: FastifyPluginAsync = async (fastify) => {
   const { cloud, submissions, promptIds, secrets } = fastify
   const upstreamBase = new URL('/ws', cloud.origin)
@@ -95,7 +98,7 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
   let openSockets = 0
   const openByAddress = new Map<string, number>()
   /** Counts a socket from its handshake until its TCP connection closes; refuses past the caps. */
-  const admit = (request: FastifyRequest): { status: number, message: string } | undefined => {
+  const admit = (request: FastifyRequest): Refusal | undefined => {
     const address = request.ip
     const fromAddress = openByAddress.get(address) ?? 0
     if (openSockets >= wsMaxConnections) return { status: 503, message: `This proxy already holds ${wsMaxConnections} WebSockets (WS_MAX_CONNECTIONS)` }
@@ -111,6 +114,21 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
     return undefined
   }
 
+  /**
+   * Each socket opens one to the cloud, which is a cloud request like any other: it waits for the
+   * cloud budget as a read (a reconnect loop cannot spend the account's rate limit) and is refused
+   * with the budget's 503 when it would wait past CLOUD_TIMEOUT_MS.
+   */
+  const budgeted = async (): Promise<Refusal | undefined> => {
+    try {
+      await cloud.budget.acquire('read', fastify.config.cloudTimeoutMs)
+      return undefined
+    } catch (error) {
+      if (!(error instanceof ProxyError)) throw error
+      return { status: error.statusCode, message: error.message, type: error.type, retryAfter: error.headers['retry-after'] }
+    }
+  }
+
   for (const url of ['/ws', '/api/ws']) fastify.route({
     method: 'GET',
     url,
@@ -119,12 +137,12 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
     // A handshake the ws library would refuse with a text/html 400: refused here, in the envelope.
     preHandler: async (request, reply) => {
       if (request.headers.upgrade === undefined) return
-      const refusal = validHandshake(request.headers) ? admit(request) : { status: 400, message: 'Invalid WebSocket handshake' }
+      const refusal = validHandshake(request.headers) ? admit(request) ?? await budgeted() : { status: 400, message: 'Invalid WebSocket handshake' }
       if (refusal === undefined) return
       reply.header('connection', 'close')
       reply.raw.once('finish', () => { request.raw.socket?.destroy() })
-      if (refusal.status !== 400) reply.header('retry-after', '5')
-      return await reply.code(refusal.status).send(errorBody(refusal.status === 400 ? 'bad_request' : 'too_many_websockets', refusal.message))
+      if (refusal.status !== 400) reply.header('retry-after', refusal.retryAfter ?? '5')
+      return await reply.code(refusal.status).send(errorBody(refusal.type ?? (refusal.status === 400 ? 'bad_request' : 'too_many_websockets'), refusal.message))
     },
     wsHandler: relay
   })

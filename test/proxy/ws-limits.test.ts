@@ -98,3 +98,28 @@ t.test('/ws socket caps: per client address (WS_MAX_CONNECTIONS_PER_ADDRESS) and
   t.pass('a closed socket frees its place')
   t.equal(stack.simulator.app.simulator.requests.filter(r => r.url.startsWith('/ws')).length, 6, 'refused sockets never reached the cloud')
 })
+
+t.test('/ws handshakes spend the cloud budget: a reconnect loop is refused with 503 and Retry-After, not passed on to the cloud', async t => {
+  const stack = await startStack(t, { cloudMaxRps: 1, cloudTimeoutMs: 300 })
+  const url = `${stack.url.replace('http', 'ws')}/ws`
+  const sockets: WebSocket[] = []
+  t.teardown(() => { for (const socket of sockets) socket.terminate() })
+  sockets.push(await opened(`${url}?clientId=first`))
+  const refused = await new Promise<{ status: number, retryAfter: string | undefined, body: any }>((resolve, reject) => {
+    const socket = new WebSocket(`${url}?clientId=again`)
+    socket.on('unexpected-response', (_req, res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined, body: JSON.parse(Buffer.concat(chunks).toString()) }) })
+    })
+    socket.on('open', () => { socket.terminate(); reject(new Error('opened')) })
+    socket.on('error', () => {})
+  })
+  t.equal(refused.status, 503, 'a second handshake within the same second finds no budget left')
+  t.equal(refused.body.error.type, 'cloud_budget_exhausted')
+  t.ok(Number(refused.retryAfter) >= 1, `Retry-After ${refused.retryAfter ?? 'missing'}`)
+  t.equal(stack.simulator.app.simulator.requests.filter(r => r.url.startsWith('/ws')).length, 1, 'only the first reached the cloud')
+  await new Promise(resolve => setTimeout(resolve, 1100))
+  sockets.push(await opened(`${url}?clientId=later`))
+  t.pass('once the budget has refilled, a socket opens again')
+})
