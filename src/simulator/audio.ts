@@ -49,8 +49,11 @@ function codedNumber (n: number): number[] {
   return [0xf0 | (n >> 18), 0x80 | ((n >> 12) & 0x3f), 0x80 | ((n >> 6) & 0x3f), 0x80 | (n & 0x3f)]
 }
 
-/** Encodes one waveform (channels of float samples in -1..1) as 16-bit FLAC. */
-export function encodeFlac (channels: Float32Array[], sampleRate: number): Buffer {
+/** A FLAC stream in parts: the "fLaC" marker with STREAMINFO, and the frames with their sample counts. */
+export interface FlacParts { header: Buffer, frames: Array<{ bytes: Buffer, samples: number }> }
+
+/** Encodes one waveform (channels of float samples in -1..1) as 16-bit FLAC, frame by frame. */
+export function flacParts (channels: Float32Array[], sampleRate: number): FlacParts {
   const total = channels[0]?.length ?? 0
   const info = Buffer.alloc(4 + 34)
   info.writeUInt8(0x80, 0) // last metadata block, STREAMINFO
@@ -61,7 +64,7 @@ export function encodeFlac (channels: Float32Array[], sampleRate: number): Buffe
   const packed = (BigInt(sampleRate) << 44n) | (BigInt(channels.length - 1) << 41n) | (15n << 36n) | BigInt(total)
   info.writeBigUInt64BE(packed, 14)
   // the MD5 of the samples may be zero: "not computed"
-  const frames: Buffer[] = [Buffer.from('fLaC', 'latin1'), info]
+  const frames: FlacParts['frames'] = []
   for (let start = 0, number = 0; start < total; start += BLOCK, number++) {
     const size = Math.min(BLOCK, total - start)
     const header = Buffer.from([0xff, 0xf8, 0x70, ((channels.length - 1) << 4) | 0x08, ...codedNumber(number), (size - 1) >> 8, (size - 1) & 0xff])
@@ -74,7 +77,13 @@ export function encodeFlac (channels: Float32Array[], sampleRate: number): Buffe
     const frame = Buffer.concat([header, Buffer.from([crc8(header)]), body])
     const footer = Buffer.alloc(2)
     footer.writeUInt16BE(crc16(frame), 0)
-    frames.push(frame, footer)
+    frames.push({ bytes: Buffer.concat([frame, footer]), samples: size })
   }
-  return Buffer.concat(frames)
+  return { header: Buffer.concat([Buffer.from('fLaC', 'latin1'), info]), frames }
+}
+
+/** Encodes one waveform as a .flac file. */
+export function encodeFlac (channels: Float32Array[], sampleRate: number): Buffer {
+  const { header, frames } = flacParts(channels, sampleRate)
+  return Buffer.concat([header, ...frames.map(frame => frame.bytes)])
 }

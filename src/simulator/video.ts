@@ -5,12 +5,13 @@
  * - MP4 (SaveVideo): H.264 with every macroblock coded as I_PCM, i.e. raw 4:2:0 samples in a valid Baseline stream.
  *   No maintained pure-JS H.264 encoder exists (the npm ones are unmaintained WASM builds of x264), and I_PCM needs no
  *   transform or entropy coding, so any decoder plays it; the files are large, which a development backend can afford.
+ *   A video's audio goes in as FLAC (ComfyUI writes AAC, which has no JS encoder either).
  * - WEBM (SaveWEBM): VP8 key frames, taken from the lossy WebP that sharp writes (a WebP "VP8 " chunk is one VP8 frame).
  *   ComfyUI writes VP9 or AV1 here; no JS encoder for those exists, and VP8 plays wherever WebM does.
  * The containers are written by mediabunny (maintained, pure TypeScript).
  */
-import { BufferTarget, EncodedPacket, EncodedVideoPacketSource, Mp4OutputFormat, Output, WebMOutputFormat } from 'mediabunny'
-import type { Audio } from './audio.js'
+import { BufferTarget, EncodedAudioPacketSource, EncodedPacket, EncodedVideoPacketSource, Mp4OutputFormat, Output, WebMOutputFormat } from 'mediabunny'
+import { flacParts, type Audio } from './audio.js'
 import { imageBytes, NodeException, type Tensor } from './tensor.js'
 
 type Sharp = typeof import('sharp')['default']
@@ -262,18 +263,42 @@ const lengthPrefixed = (unit: Buffer): Buffer => Buffer.concat([Buffer.from([uni
 
 type Tags = Record<string, string>
 
-async function mux (format: Mp4OutputFormat | WebMOutputFormat, codec: 'avc' | 'vp8', config: { codec: string, codedWidth: number, codedHeight: number, description?: Buffer }, frames: Buffer[], fps: number, tags: Tags): Promise<Buffer> {
+interface VideoTrack { codec: 'avc' | 'vp8', config: { codec: string, codedWidth: number, codedHeight: number, description?: Buffer }, frames: Buffer[], fps: number }
+
+async function mux (format: Mp4OutputFormat | WebMOutputFormat, video: VideoTrack, tags: Tags, audio?: Audio): Promise<Buffer> {
   const target = new BufferTarget()
   const output = new Output({ format, target })
-  const source = new EncodedVideoPacketSource(codec)
-  output.addVideoTrack(source, { frameRate: fps })
+  const source = new EncodedVideoPacketSource(video.codec)
+  output.addVideoTrack(source, { frameRate: video.fps })
+  const sound = audio === undefined ? undefined : audioTrack(audio, video.frames.length / video.fps)
+  const audioSource = sound === undefined ? undefined : new EncodedAudioPacketSource('flac')
+  if (audioSource !== undefined) output.addAudioTrack(audioSource)
   output.setMetadataTags({ raw: tags })
   await output.start()
-  for (const [i, frame] of frames.entries()) {
-    await source.add(new EncodedPacket(frame, 'key', i / fps, 1 / fps), i === 0 ? { decoderConfig: config } : undefined)
+  for (const [i, frame] of video.frames.entries()) {
+    await source.add(new EncodedPacket(frame, 'key', i / video.fps, 1 / video.fps), i === 0 ? { decoderConfig: video.config } : undefined)
+  }
+  if (sound !== undefined && audioSource !== undefined) {
+    let at = 0
+    for (const [i, frame] of sound.parts.frames.entries()) {
+      const config = { codec: 'flac', sampleRate: sound.sampleRate, numberOfChannels: sound.channels, description: sound.parts.header }
+      await audioSource.add(new EncodedPacket(frame.bytes, 'key', at / sound.sampleRate, frame.samples / sound.sampleRate), i === 0 ? { decoderConfig: config } : undefined)
+      at += frame.samples
+    }
   }
   await output.finalize()
   return Buffer.from(target.buffer!)
+}
+
+/**
+ * The first waveform of the batch, cut to the video's length, as FLAC frames. ComfyUI writes AAC here; FLAC in
+ * MP4 plays in browsers and ffmpeg alike and needs no psychoacoustic encoder.
+ */
+function audioTrack ({ batch, sampleRate }: Audio, seconds: number): { parts: ReturnType<typeof flacParts>, sampleRate: number, channels: number } | undefined {
+  const waveform = batch[0]
+  if (waveform === undefined || waveform.length === 0 || waveform[0].length === 0) return undefined
+  const length = Math.min(waveform[0].length, Math.ceil(seconds * sampleRate))
+  return { parts: flacParts(waveform.map(channel => channel.subarray(0, length)), sampleRate), sampleRate, channels: waveform.length }
 }
 
 /** SaveVideo's MP4 (format auto/mp4, codec auto/h264), with the prompt and workflow as metadata tags. */
@@ -285,7 +310,7 @@ export async function encodeMp4 (video: Video, tags: Tags): Promise<Buffer> {
   const ppsNal = pps()
   const frames = rgbFrames(images).map((rgb, i) => lengthPrefixed(idrSlice(rgb, images.width, images.height, i)))
   const config = { codec: `avc1.${PROFILE_BASELINE.toString(16)}${CONSTRAINED.toString(16)}${LEVEL.toString(16)}`, codedWidth: images.width, codedHeight: images.height, description: avcConfig(spsNal, ppsNal) }
-  return await mux(new Mp4OutputFormat({ fastStart: 'in-memory' }), 'avc', config, frames, fps, tags)
+  return await mux(new Mp4OutputFormat({ fastStart: 'in-memory' }), { codec: 'avc', config, frames, fps }, tags, video.audio ?? undefined)
 }
 
 /** The VP8 frame inside a lossy WebP (RIFF "WEBP", then a "VP8 " chunk). */
@@ -300,5 +325,5 @@ export async function encodeWebm (images: Tensor, fps: number, crf: number, tags
   const quality = Math.max(1, Math.round(100 - crf * 99 / 63))
   const frames = await Promise.all(rgbFrames(images).map(async rgb =>
     vp8Frame(await sharp(rgb, { raw: { width: images.width, height: images.height, channels: 3 }, limitInputPixels: false }).webp({ quality, effort: 0 }).toBuffer())))
-  return await mux(new WebMOutputFormat(), 'vp8', { codec: 'vp8', codedWidth: images.width, codedHeight: images.height }, frames, fps, tags)
+  return await mux(new WebMOutputFormat(), { codec: 'vp8', config: { codec: 'vp8', codedWidth: images.width, codedHeight: images.height }, frames, fps }, tags)
 }

@@ -1,6 +1,6 @@
 /**
- * The MP4 and WebM files the simulator writes play in a real browser: Debian's Chromium decodes each frame, and
- * the colours drawn on a canvas are the colours that went in.
+ * The MP4 and WebM files the simulator writes play in a real browser: Debian's Chromium decodes each frame and the
+ * MP4's audio, and the colours drawn on a canvas are the colours that went in.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -13,7 +13,10 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '
 const COLOURS = [[220, 40, 30], [30, 200, 60], [40, 50, 230]]
 const FPS = 4
 
-/** Runs in the page (as text: the project compiles without the DOM library): plays the file, seeks to each time, reads the centre pixel. */
+/**
+ * Runs in the page (as text: the project compiles without the DOM library): plays the file a moment (counting the
+ * audio bytes Chromium decodes), then seeks to each time and reads the centre pixel.
+ */
 const PLAY = `async ({ base64, type, times }) => {
   const video = document.createElement('video')
   video.muted = true
@@ -22,6 +25,10 @@ const PLAY = `async ({ base64, type, times }) => {
     video.onloadeddata = resolve
     video.onerror = () => reject(new Error('cannot play: ' + (video.error ? video.error.message : '')))
   })
+  await video.play()
+  await new Promise(resolve => setTimeout(resolve, 300))
+  video.pause()
+  const audioBytes = video.webkitAudioDecodedByteCount
   const pixels = []
   for (const time of times) {
     video.currentTime = time
@@ -33,10 +40,10 @@ const PLAY = `async ({ base64, type, times }) => {
     context.drawImage(video, 0, 0)
     pixels.push(Array.from(context.getImageData(canvas.width / 2, canvas.height / 2, 1, 1).data.slice(0, 3)))
   }
-  return { width: video.videoWidth, height: video.videoHeight, duration: video.duration, pixels }
+  return { width: video.videoWidth, height: video.videoHeight, duration: video.duration, pixels, audioBytes }
 }`
 
-t.test('Chromium plays SaveVideo MP4 and SaveWEBM WebM with the right size, length and frames', async t => {
+t.test('Chromium plays SaveVideo MP4 (with its audio) and SaveWEBM WebM with the right size, length and frames', async t => {
   const sim = await startSim(t)
   const images: Record<string, any> = {}
   COLOURS.forEach(([r, g, b], i) => { images[i + 1] = { class_type: 'EmptyImage', inputs: { width: 32, height: 24, batch_size: 1, color: (r << 16) | (g << 8) | b } } })
@@ -44,7 +51,10 @@ t.test('Chromium plays SaveVideo MP4 and SaveWEBM WebM with the right size, leng
   images[5] = { class_type: 'ImageBatch', inputs: { image1: ['4', 0], image2: ['3', 0] } }
   const prompt = {
     ...images,
-    6: { class_type: 'CreateVideo', inputs: { images: ['5', 0], fps: FPS } },
+    9: { class_type: 'EmptyLatentAudio', inputs: { seconds: 1, batch_size: 1 } },
+    10: { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'v1-5-pruned-emaonly.safetensors' } },
+    11: { class_type: 'VAEDecodeAudio', inputs: { samples: ['9', 0], vae: ['10', 2] } },
+    6: { class_type: 'CreateVideo', inputs: { images: ['5', 0], fps: FPS, audio: ['11', 0] } },
     7: { class_type: 'SaveVideo', inputs: { video: ['6', 0], filename_prefix: 'video/ComfyUI', format: 'mp4', codec: 'h264' } },
     8: { class_type: 'SaveWEBM', inputs: { images: ['5', 0], filename_prefix: 'ComfyUI', codec: 'vp9', fps: FPS, crf: 4 } }
   }
@@ -62,7 +72,9 @@ t.test('Chromium plays SaveVideo MP4 and SaveWEBM WebM with the right size, leng
     const bytes = (await download(sim, done.outputs[node].images[0])).bytes
     // a fifth into each frame: Chromium seeks MP4 to the nearest frame and WebM to the one before, which agree there
     const args = { base64: bytes.toString('base64'), type, times: COLOURS.map((_, i) => (i + 0.2) / FPS) }
-    const played = await page.evaluate(`(${PLAY})(${JSON.stringify(args)})`) as { width: number, height: number, duration: number, pixels: number[][] }
+    const played = await page.evaluate(`(${PLAY})(${JSON.stringify(args)})`) as { width: number, height: number, duration: number, pixels: number[][], audioBytes: number }
+    if (type === 'video/mp4') t.ok(played.audioBytes > 0, `the MP4's FLAC track plays (${played.audioBytes} bytes decoded)`)
+    else t.equal(played.audioBytes, 0, 'SaveWEBM has no audio, as in ComfyUI')
     t.same([played.width, played.height], [32, 24], `${type} size`)
     t.ok(Math.abs(played.duration - COLOURS.length / FPS) < 0.01, `${type} lasts ${COLOURS.length} frames at ${FPS} fps (${played.duration} s)`)
     played.pixels.forEach((pixel, i) => {

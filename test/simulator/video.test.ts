@@ -25,6 +25,15 @@ function frames (width: number, height: number, colours: Rgb[] = COLOURS): Recor
   }
 }
 
+/** Nodes 6–8: `seconds` of decoded audio, AUDIO at ['8', 0]. */
+function sound (seconds: number): Record<string, any> {
+  return {
+    6: { class_type: 'EmptyLatentAudio', inputs: { seconds, batch_size: 1 } },
+    7: { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'v1-5-pruned-emaonly.safetensors' } },
+    8: { class_type: 'VAEDecodeAudio', inputs: { samples: ['6', 0], vae: ['7', 2] } }
+  }
+}
+
 async function run (sim: Sim, prompt: Record<string, any>, extra: Record<string, unknown> = {}): Promise<any> {
   return await waitForStatus(sim, await submit(sim, { prompt, ...extra }), ['completed', 'failed'])
 }
@@ -300,13 +309,32 @@ t.test('SaveVideo writes an H.264 MP4 of the frames CreateVideo collected', asyn
   t.match(odd.execution_error, { node_id: '7', exception_type: 'ValueError' })
 })
 
+t.test('SaveVideo of a video with audio adds a FLAC track cut to the video length', async t => {
+  const sim = await startSim(t)
+  const prompt = {
+    ...frames(16, 16),
+    ...sound(2),
+    9: { class_type: 'CreateVideo', inputs: { images: ['5', 0], fps: 10, audio: ['8', 0] } },
+    10: { class_type: 'SaveVideo', inputs: { video: ['9', 0], filename_prefix: 'video/ComfyUI', format: 'auto', codec: 'auto' } }
+  }
+  const bytes = (await download(sim, (await completed(sim, prompt)).outputs['10'].images[0])).bytes
+  const input = new Input({ source: new BufferSource(bytes), formats: ALL_FORMATS })
+  const audio = (await input.getPrimaryAudioTrack())!
+  t.match(audio, { codec: 'flac', sampleRate: 44100, numberOfChannels: 2 })
+  let samples = 0
+  for await (const packet of new EncodedPacketSink(audio).packets()) {
+    t.equal((packet.data[0] << 8 | packet.data[1]) & 0xfffe, 0xfff8, 'a FLAC frame')
+    samples += Math.round(packet.duration * 44100)
+  }
+  t.equal(samples, Math.ceil(3 / 10 * 44100), 'three frames at 10 fps of 44.1 kHz audio')
+  t.equal((await demux(bytes)).packets.length, 3, 'the video track is still there')
+})
+
 t.test('GetVideoComponents gives back the frames, the audio and the frame rate', async t => {
   const sim = await startSim(t)
   const prompt = {
     ...frames(8, 8),
-    6: { class_type: 'EmptyLatentAudio', inputs: { seconds: 1, batch_size: 1 } },
-    7: { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'v1-5-pruned-emaonly.safetensors' } },
-    8: { class_type: 'VAEDecodeAudio', inputs: { samples: ['6', 0], vae: ['7', 2] } },
+    ...sound(1),
     9: { class_type: 'CreateVideo', inputs: { images: ['5', 0], fps: 12, audio: ['8', 0] } },
     10: { class_type: 'GetVideoComponents', inputs: { video: ['9', 0] } },
     11: { class_type: 'SaveImage', inputs: { images: ['10', 0], filename_prefix: 'frames' } },
