@@ -270,7 +270,7 @@ async function mux (format: Mp4OutputFormat | WebMOutputFormat, video: VideoTrac
   const output = new Output({ format, target })
   const source = new EncodedVideoPacketSource(video.codec)
   output.addVideoTrack(source, { frameRate: video.fps })
-  const sound = audio === undefined ? undefined : audioTrack(audio, video.frames.length / video.fps)
+  const sound = audio === undefined ? undefined : audioTrack(audio, video.fps, video.frames.length)
   const audioSource = sound === undefined ? undefined : new EncodedAudioPacketSource('flac')
   if (audioSource !== undefined) output.addAudioTrack(audioSource)
   output.setMetadataTags({ raw: tags })
@@ -294,10 +294,10 @@ async function mux (format: Mp4OutputFormat | WebMOutputFormat, video: VideoTrac
  * The first waveform of the batch, cut to the video's length, as FLAC frames. ComfyUI writes AAC here; FLAC in
  * MP4 plays in browsers and ffmpeg alike and needs no psychoacoustic encoder.
  */
-function audioTrack ({ batch, sampleRate }: Audio, seconds: number): { parts: ReturnType<typeof flacParts>, sampleRate: number, channels: number } | undefined {
+function audioTrack ({ batch, sampleRate }: Audio, fps: number, frames: number): { parts: ReturnType<typeof flacParts>, sampleRate: number, channels: number } | undefined {
   const waveform = batch[0]
   if (waveform === undefined || waveform.length === 0 || waveform[0].length === 0) return undefined
-  const length = Math.min(waveform[0].length, Math.ceil(seconds * sampleRate))
+  const length = Math.min(waveform[0].length, Math.ceil((sampleRate / fps) * frames))
   return { parts: flacParts(waveform.map(channel => channel.subarray(0, length)), sampleRate), sampleRate, channels: waveform.length }
 }
 
