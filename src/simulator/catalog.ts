@@ -85,6 +85,8 @@ export const WEBP_METHODS: Readonly<Record<string, number>> = { default: 4, fast
 const CLIP_TYPES = ['stable_diffusion', 'stable_cascade', 'sd3', 'stable_audio', 'mochi', 'ltxv', 'pixart', 'cosmos', 'lumina2', 'wan', 'hidream', 'chroma', 'ace', 'omnigen2', 'qwen_image', 'hunyuan_image', 'flux2']
 const DUAL_CLIP_TYPES = ['sdxl', 'sd3', 'flux', 'hunyuan_video', 'hidream', 'hunyuan_image', 'hunyuan_video_15']
 const cond = (): InputSpec => link('CONDITIONING')
+/** What nodes that prepare a latent for a model (inpainting, Wan image-to-video) return. */
+const CONDITIONING_PAIR_AND_LATENT = { output: ['CONDITIONING', 'CONDITIONING', 'LATENT'], names: ['positive', 'negative', 'latent'] }
 const tiled = (name: string, type: string, tileStep: number, verb: string): Record<string, InputSpec> => ({
   [name]: link(type),
   vae: link('VAE'),
@@ -253,8 +255,7 @@ const SPECS: Record<string, NodeSpec> = {
     display: 'InpaintModelConditioning',
     category: 'conditioning/inpaint',
     required: { positive: cond(), negative: cond(), vae: link('VAE'), pixels: link('IMAGE'), mask: link('MASK'), noise_mask: bool(true) },
-    output: ['CONDITIONING', 'CONDITIONING', 'LATENT'],
-    names: ['positive', 'negative', 'latent']
+    ...CONDITIONING_PAIR_AND_LATENT
   },
   FluxGuidance: {
     display: 'FluxGuidance',
@@ -350,7 +351,30 @@ const SPECS: Record<string, NodeSpec> = {
   },
   RepeatLatentBatch: { display: 'Repeat Latent Batch', category: 'latent/batch', required: { samples: link('LATENT'), amount: int(1, 1, 64) }, output: ['LATENT'] },
 
+  EmptyHunyuanLatentVideo: {
+    display: 'Empty HunyuanVideo 1.0 Latent',
+    category: 'latent/video',
+    module: 'comfy_extras.nodes_hunyuan',
+    required: { width: size(848, 16), height: size(480, 16), length: int(25, 1, MAX_RESOLUTION, 4), batch_size: int(1, 1, 4096) },
+    output: ['LATENT']
+  },
+  WanImageToVideo: {
+    display: 'WanImageToVideo',
+    category: 'conditioning/video_models',
+    module: 'comfy_extras.nodes_wan',
+    required: { positive: cond(), negative: cond(), vae: link('VAE'), width: size(832, 16), height: size(480, 16), length: int(81, 1, MAX_RESOLUTION, 4), batch_size: int(1, 1, 4096) },
+    optional: { clip_vision_output: link('CLIP_VISION_OUTPUT'), start_image: link('IMAGE') },
+    ...CONDITIONING_PAIR_AND_LATENT
+  },
+
   // sampling
+  ModelSamplingSD3: {
+    display: 'ModelSamplingSD3',
+    category: 'advanced/model',
+    module: 'comfy_extras.nodes_model_advanced',
+    required: { model: link('MODEL'), shift: float(3, 0, 100, 0.01) },
+    output: ['MODEL']
+  },
   KSampler: {
     display: 'KSampler',
     category: 'sampling',

@@ -21,15 +21,15 @@ export const DEFAULT_MODELS: Readonly<ModelFolders> = {
     'dreamshaper_8.safetensors', 'realisticVisionV60B1_v51VAE.safetensors'
   ],
   loras: ['lcm-lora-sdv1-5.safetensors', 'lcm-lora-sdxl.safetensors', 'add_detail.safetensors', 'pixel-art-xl.safetensors', 'sdxl_lightning_4step_lora.safetensors'],
-  vae: ['vae-ft-mse-840000-ema-pruned.safetensors', 'sdxl_vae.safetensors', 'ae.safetensors'],
+  vae: ['vae-ft-mse-840000-ema-pruned.safetensors', 'sdxl_vae.safetensors', 'ae.safetensors', 'wan_2.1_vae.safetensors'],
   controlnet: [
     'control_v11p_sd15_canny.pth', 'control_v11p_sd15_openpose.pth', 'control_v11f1p_sd15_depth.pth', 'control_v11p_sd15_scribble.pth',
     'control_v11p_sd15_inpaint.pth', 'controlnet-canny-sdxl-1.0.safetensors'
   ],
   upscale_models: ['RealESRGAN_x4plus.pth', 'RealESRGAN_x2plus.pth', '4x-UltraSharp.pth', '4x_NMKD-Siax_200k.pth'],
-  diffusion_models: ['flux1-dev.safetensors', 'flux1-schnell.safetensors', 'sd3.5_large.safetensors'],
-  text_encoders: ['clip_l.safetensors', 'clip_g.safetensors', 't5xxl_fp16.safetensors', 't5xxl_fp8_e4m3fn.safetensors'],
-  clip_vision: ['clip_vision_g.safetensors', 'CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors'],
+  diffusion_models: ['flux1-dev.safetensors', 'flux1-schnell.safetensors', 'sd3.5_large.safetensors', 'wan2.1_t2v_1.3B_fp16.safetensors', 'wan2.1_i2v_480p_14B_fp16.safetensors'],
+  text_encoders: ['clip_l.safetensors', 'clip_g.safetensors', 't5xxl_fp16.safetensors', 't5xxl_fp8_e4m3fn.safetensors', 'umt5_xxl_fp8_e4m3fn_scaled.safetensors'],
+  clip_vision: ['clip_vision_g.safetensors', 'CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors', 'clip_vision_h.safetensors'],
   style_models: ['flux1-redux-dev.safetensors'],
   embeddings: ['easynegative.safetensors']
 }

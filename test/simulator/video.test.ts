@@ -363,3 +363,39 @@ t.test('a job whose output is an MP4 counts as video for output_type', async t =
   t.same(await ids('video'), [id])
   t.same(await ids('image'), [])
 })
+
+t.test("Wan 2.1's text-to-video template runs: a video latent decodes to (frames - 1) * 4 + 1 images", async t => {
+  const sim = await startSim(t, { stepMs: 1 })
+  const prompt: Record<string, any> = {
+    37: { class_type: 'UNETLoader', inputs: { unet_name: 'wan2.1_t2v_1.3B_fp16.safetensors', weight_dtype: 'default' } },
+    38: { class_type: 'CLIPLoader', inputs: { clip_name: 'umt5_xxl_fp8_e4m3fn_scaled.safetensors', type: 'wan', device: 'default' } },
+    39: { class_type: 'VAELoader', inputs: { vae_name: 'wan_2.1_vae.safetensors' } },
+    6: { class_type: 'CLIPTextEncode', inputs: { text: 'a fox in the snow', clip: ['38', 0] } },
+    7: { class_type: 'CLIPTextEncode', inputs: { text: 'blurry', clip: ['38', 0] } },
+    40: { class_type: 'EmptyHunyuanLatentVideo', inputs: { width: 64, height: 48, length: 9, batch_size: 1 } },
+    48: { class_type: 'ModelSamplingSD3', inputs: { model: ['37', 0], shift: 8 } },
+    3: { class_type: 'KSampler', inputs: { seed: 82628696717253, steps: 2, cfg: 6, sampler_name: 'uni_pc', scheduler: 'simple', denoise: 1, model: ['48', 0], positive: ['6', 0], negative: ['7', 0], latent_image: ['40', 0] } },
+    8: { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['39', 0] } },
+    28: { class_type: 'SaveAnimatedWEBP', inputs: { images: ['8', 0], filename_prefix: 'ComfyUI', fps: 16, lossless: false, quality: 90, method: 'default' } },
+    49: { class_type: 'CreateVideo', inputs: { images: ['8', 0], fps: 16 } },
+    50: { class_type: 'SaveVideo', inputs: { video: ['49', 0], filename_prefix: 'video/ComfyUI', format: 'auto', codec: 'auto' } }
+  }
+  const done = await completed(sim, prompt)
+  const webp = await sharp((await download(sim, done.outputs['28'].images[0])).bytes, { animated: true }).metadata()
+  t.match(webp, { width: 64, pageHeight: 48, pages: 9 }, 'length 9: three latent frames, nine images')
+  const mp4 = await demux((await download(sim, done.outputs['50'].images[0])).bytes)
+  t.match(mp4, { width: 64, height: 48 })
+  t.equal(mp4.packets.length, 9)
+
+  const i2v = {
+    ...frames(32, 32),
+    38: prompt[38],
+    39: prompt[39],
+    6: prompt[6],
+    7: prompt[7],
+    41: { class_type: 'WanImageToVideo', inputs: { positive: ['6', 0], negative: ['7', 0], vae: ['39', 0], start_image: ['1', 0], width: 32, height: 32, length: 5, batch_size: 1 } },
+    8: { class_type: 'VAEDecode', inputs: { samples: ['41', 2], vae: ['39', 0] } },
+    10: { class_type: 'SaveImage', inputs: { images: ['8', 0], filename_prefix: 'i2v' } }
+  }
+  t.equal((await completed(sim, i2v)).outputs['10'].images.length, 5, 'WanImageToVideo length 5: five images')
+})
