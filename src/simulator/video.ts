@@ -59,13 +59,23 @@ export async function encodeAnimatedWebp (images: Tensor, delayMs: number, optio
 // H.264 with I_PCM macroblocks
 
 class BitWriter {
-  private readonly bytes: number[] = []
+  private buffer: Buffer
+  private length = 0
   private current = 0
   private count = 0
 
+  constructor (capacity = 64) {
+    this.buffer = Buffer.alloc(capacity)
+  }
+
   bit (value: number): void {
     this.current = (this.current << 1) | (value & 1)
-    if (++this.count === 8) this.flush()
+    if (++this.count === 8) {
+      this.reserve(1)
+      this.buffer[this.length++] = this.current
+      this.current = 0
+      this.count = 0
+    }
   }
 
   bits (value: number, n: number): void {
@@ -85,37 +95,43 @@ class BitWriter {
     while (this.count !== 0) this.bit(0)
   }
 
+  /** Whole bytes; the writer must be byte-aligned. */
   raw (data: Uint8Array): void {
-    for (const byte of data) this.bytes.push(byte)
+    this.reserve(data.length)
+    this.buffer.set(data, this.length)
+    this.length += data.length
   }
 
   /** rbsp_trailing_bits, then the RBSP as bytes. */
   finish (): Buffer {
     this.bit(1)
     this.align()
-    return Buffer.from(this.bytes)
+    return this.buffer.subarray(0, this.length)
   }
 
-  private flush (): void {
-    this.bytes.push(this.current)
-    this.current = 0
-    this.count = 0
+  private reserve (n: number): void {
+    if (this.length + n <= this.buffer.length) return
+    const grown = Buffer.alloc(Math.max(this.buffer.length * 2, this.length + n))
+    this.buffer.copy(grown, 0, 0, this.length)
+    this.buffer = grown
   }
 }
 
-/** A NAL unit: header byte, then the RBSP with emulation prevention bytes. */
+/** A NAL unit: header byte, then the RBSP with emulation prevention bytes (00 00 0x becomes 00 00 03 0x for x <= 3). */
 function nal (type: number, rbsp: Buffer): Buffer {
-  const out: number[] = [0x60 | type] // nal_ref_idc 3
+  const out = Buffer.alloc(1 + rbsp.length + Math.ceil(rbsp.length / 2))
+  out[0] = 0x60 | type // nal_ref_idc 3
+  let at = 1
   let zeros = 0
   for (const byte of rbsp) {
     if (zeros >= 2 && byte <= 3) {
-      out.push(3)
+      out[at++] = 3
       zeros = 0
     }
-    out.push(byte)
+    out[at++] = byte
     zeros = byte === 0 ? zeros + 1 : 0
   }
-  return Buffer.from(out)
+  return out.subarray(0, at)
 }
 
 const PROFILE_BASELINE = 66
@@ -229,7 +245,7 @@ function toYuv420 (rgb: Buffer, width: number, height: number): { y: Uint8Array,
 /** One IDR picture as a single I slice of I_PCM macroblocks. */
 function idrSlice (rgb: Buffer, width: number, height: number, index: number): Buffer {
   const { y, u, v, stride, rows } = toYuv420(rgb, width, height)
-  const w = new BitWriter()
+  const w = new BitWriter(64 + (stride / 16) * (rows / 16) * (384 + 3))
   w.ue(0) // first_mb_in_slice
   w.ue(7) // slice_type: I, and all slices of the picture are I
   w.ue(0) // pic_parameter_set_id
@@ -308,7 +324,12 @@ export async function encodeMp4 (video: Video, tags: Tags): Promise<Buffer> {
   if (images.width % 2 !== 0 || images.height % 2 !== 0) throw new NodeException('ValueError', `width and height must be even for H.264 4:2:0, got ${images.width}x${images.height}`)
   const spsNal = sps(images.width, images.height)
   const ppsNal = pps()
-  const frames = rgbFrames(images).map((rgb, i) => lengthPrefixed(idrSlice(rgb, images.width, images.height, i)))
+  const frames: Buffer[] = []
+  for (const [i, rgb] of rgbFrames(images).entries()) {
+    frames.push(lengthPrefixed(idrSlice(rgb, images.width, images.height, i)))
+    // a long video must not hold the event loop (the simulator shares the process with the proxy under `npm start`)
+    await new Promise(resolve => setImmediate(resolve))
+  }
   const config = { codec: `avc1.${PROFILE_BASELINE.toString(16)}${CONSTRAINED.toString(16)}${LEVEL.toString(16)}`, codedWidth: images.width, codedHeight: images.height, description: avcConfig(spsNal, ppsNal) }
   return await mux(new Mp4OutputFormat({ fastStart: 'in-memory' }), { codec: 'avc', config, frames, fps }, tags, video.audio ?? undefined)
 }
