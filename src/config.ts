@@ -1,5 +1,5 @@
-import { readFileSync, statSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { accessSync, constants, mkdirSync, readFileSync, statSync, type Stats } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
 import { Ajv } from 'ajv'
 import { parseModelList } from './simulator/models.js'
 
@@ -134,8 +134,30 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): LoadedConfig 
       throw new ConfigError('REDIS_URL', 'is not a URL')
     }
     if (redis.protocol !== 'redis:' && redis.protocol !== 'rediss:') throw new ConfigError('REDIS_URL', 'must be a redis:// or rediss:// URL')
+  } else if (config.stateFile !== '') {
+    config.stateFile = writableStateFile(config.stateFile)
   }
   return { ...config, useSimulator }
+}
+
+/**
+ * STATE_FILE as an absolute path, its folder created when missing (a fresh volume, `./state/…`), so
+ * that a path the proxy cannot write stops startup with one line rather than a SQLite stack trace.
+ * SQLite writes its -wal and -shm files beside the database, hence the folder must be writable too.
+ */
+function writableStateFile (path: string): string {
+  const file = resolve(path)
+  let existing: Stats | undefined
+  try {
+    mkdirSync(dirname(file), { recursive: true })
+    accessSync(dirname(file), constants.W_OK | constants.X_OK)
+    existing = statSync(file, { throwIfNoEntry: false })
+    if (existing?.isFile() === true) accessSync(file, constants.R_OK | constants.W_OK)
+  } catch (err) {
+    throw new ConfigError('STATE_FILE', `cannot be written (${(err as NodeJS.ErrnoException).code ?? 'error'} for ${JSON.stringify(path)}): mount a writable volume there, or leave STATE_FILE empty to keep state in memory`)
+  }
+  if (existing !== undefined && !existing.isFile()) throw new ConfigError('STATE_FILE', `must name a file, not a folder (got ${JSON.stringify(path)})`)
+  return file
 }
 
 function isFile (path: string): boolean {
