@@ -19,6 +19,11 @@ COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund
 COPY config ./config
 COPY --from=build /app/dist ./dist
+# The file store by default (README "State"): the database on a volume, so that a new container of the
+# same proxy keeps client prompt ids and submitters. REDIS_URL, when set, wins over it.
+ENV STATE_FILE=/data/state.db
+RUN mkdir -p /data && chown node:node /data
+VOLUME /data
 # Files stay root-owned, so the process cannot modify its own code.
 USER node
 EXPOSE 8188

@@ -81,6 +81,8 @@ function parseEnv (args: string): Record<string, string> {
   return env
 }
 
+/** The paths of a VOLUME instruction, JSON or plain form. */
+const volumes = (args: string): string[] => args.startsWith('[') ? JSON.parse(args) as string[] : args.split(/\s+/)
 const all = (stage: Stage, cmd: string): Instruction[] => stage.instructions.filter(i => i.cmd === cmd)
 const last = (stage: Stage, cmd: string): Instruction | undefined => all(stage, cmd).at(-1)
 const stageEnv = (stage: Stage): Record<string, string> => Object.assign({}, ...all(stage, 'ENV').map(i => parseEnv(i.args)))
@@ -119,6 +121,13 @@ t.test('Dockerfile: multi-stage, slim Node 22/24, production dependencies, non-r
   const probe = argv(flags(healthcheck?.args ?? '').rest.replace(/^CMD\s+/i, ''))
   t.equal(probe.argv[0], 'node', 'HEALTHCHECK runs node (no curl in slim images)')
   t.match(probe.argv.join(' '), /\/healthz/, 'HEALTHCHECK requests /healthz')
+
+  const stateDir = posix.dirname(env.STATE_FILE ?? '/')
+  t.match(env.STATE_FILE, /^\/\S+$/, 'ENV STATE_FILE: the file store by default, at an absolute path')
+  const volume = all(runtime, 'VOLUME').find(i => volumes(i.args).includes(stateDir))
+  t.ok(volume, `its folder ${stateDir} is a VOLUME, so the state outlives the container`)
+  const made = all(runtime, 'RUN').find(i => new RegExp(`mkdir\\b[^&;|]*\\s${stateDir}\\b[\\s\\S]*chown\\s+(?:-\\w+\\s+)*${user ?? '?'}(?::\\S+)?\\s+${stateDir}\\b`).test(i.args))
+  t.ok(made !== undefined && volume !== undefined && made.line < volume.line, `a RUN creates ${stateDir} for ${String(user)} before the VOLUME (later changes to a volume folder are discarded)`)
 
   const cmd = argv(last(runtime, 'CMD')?.args ?? '[]')
   t.ok(cmd.exec, 'CMD is in exec form, so SIGTERM reaches node')
@@ -326,7 +335,7 @@ t.test('rehearsal: the Dockerfile\'s steps, run outside Docker, build an image t
           if (!t.equal(result.code, 0, where)) { t.comment(result.output); return }
           break
         }
-        case 'ARG': case 'LABEL': case 'USER': case 'EXPOSE': case 'HEALTHCHECK': case 'CMD': case 'STOPSIGNAL':
+        case 'ARG': case 'LABEL': case 'USER': case 'EXPOSE': case 'HEALTHCHECK': case 'CMD': case 'STOPSIGNAL': case 'VOLUME':
           break // image metadata: checked by the lint test, applied below
         default:
           t.fail(`${where}: the rehearsal does not know this instruction`)
@@ -343,8 +352,15 @@ t.test('rehearsal: the Dockerfile\'s steps, run outside Docker, build an image t
   for (const absent of ['src', 'test']) t.notOk(existsSync(join(app, absent)), `no ${absent}/ in the runtime`)
 
   // The image as configured by the Dockerfile, on loopback and a free port, with no key and no URL: the built-in simulator.
+  // Each VOLUME is a fresh folder of the rehearsal (as Docker mounts one), and the ENV paths into it point there.
   const port = await freePort()
-  const env = { ...cleanEnv(), ...stageEnv(runtime), HOST: '127.0.0.1', PORT: String(port) }
+  const mounts = all(runtime, 'VOLUME').flatMap(i => volumes(i.args)).map(path => ({ path, at: join(work, 'volumes', path) }))
+  for (const { at } of mounts) mkdirSync(at, { recursive: true })
+  const imageEnv: Record<string, string> = Object.fromEntries(Object.entries(stageEnv(runtime)).map(([name, value]) => {
+    const mount = mounts.find(({ path }) => value === path || value.startsWith(`${path}/`))
+    return [name, mount === undefined ? value : join(mount.at, value.slice(mount.path.length))]
+  }))
+  const env = { ...cleanEnv(), ...imageEnv, HOST: '127.0.0.1', PORT: String(port) }
   const [command, ...args] = argv(last(runtime, 'CMD')!.args).argv
   let output = ''
   const proxy = spawn(command, args, { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -369,7 +385,10 @@ t.test('rehearsal: the Dockerfile\'s steps, run outside Docker, build an image t
     return
   }
   const ready = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(10_000) })
-  t.equal(ready.status, 200, `GET /readyz answers 200 (${await ready.text()})`)
+  const readiness = await ready.text()
+  t.equal(ready.status, 200, `GET /readyz answers 200 (${readiness})`)
+  t.match(JSON.parse(readiness), { state: { store: 'file', healthy: true } }, 'the state is in the file store')
+  t.equal(readFileSync(imageEnv.STATE_FILE).subarray(0, 16).toString('latin1'), 'SQLite format 3\0', `its database is on the volume (${imageEnv.STATE_FILE})`)
 
   const probe = argv(flags(last(runtime, 'HEALTHCHECK')!.args).rest.replace(/^CMD\s+/i, '')).argv
   t.equal((await run(probe[0], probe.slice(1), { cwd: app, env, timeout: 10_000 })).code, 0, 'the HEALTHCHECK passes')
