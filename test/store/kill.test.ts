@@ -2,9 +2,13 @@
  * A replica killed with SIGKILL while its clients wait on their jobs (issue 13). The replicas are
  * child processes started like `npm start` (the server entry, here through tap's TypeScript loader)
  * sharing one real redis-server, with the simulator as their cloud. Nothing a replica acknowledged
- * with a 200 may be lost: the clients retry against the others and get every result.
+ * with a 200 may be lost: the clients retry against the others and get every result. A single proxy
+ * with STATE_FILE, killed the same way and started again, keeps what it acknowledged too.
  */
 import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import { startSimulator } from '../../src/simulator/app.js'
@@ -116,4 +120,33 @@ t.test('SIGKILL a replica while its clients wait: every prompt it acknowledged r
   t.ok(unfinished.length > 0, `${unfinished.length} prompts were still running or waiting when the client reached B`)
   t.same(unheard(), [], 'the client\'s socket on B heard the end of each, under the id it knows')
   onB.terminate()
+})
+
+t.test('SIGKILL a single proxy with STATE_FILE and start it again: what it acknowledged still resolves', async t => {
+  const key = testKey()
+  const cloud = await startSimulator({ apiKeys: [key], host: '127.0.0.1', port: 0, stepMs: 50, concurrency: 2 })
+  t.teardown(async () => { await cloud.close() })
+  const dir = mkdtempSync(join(tmpdir(), 'ccp-kill-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const env = { COMFY_CLOUD_URL: cloud.url, COMFY_CLOUD_API_KEY: key, STATE_FILE: join(dir, 'state.db') }
+
+  const first = startServerProcess(t, env)
+  const before = await first.listening()
+  // Not UUIDs: the cloud mints its own ids, and only the proxy's file knows which prompt each is.
+  // One finishes in 2 s, one runs for a minute (still in /queue after the restart; the simulator stops it at the end).
+  const quick = await postJson(`${before}/prompt`, { prompt: defaultGraph(FIRST_SEED, 64, 64, 40), prompt_id: 'render-before-the-crash', client_id: 'crash-client' })
+  const long = await postJson(`${before}/prompt`, { prompt: defaultGraph(FIRST_SEED + 1, 64, 64, 1200), prompt_id: 'long-render', client_id: 'crash-client', extra_data: { note: 'kept' } })
+  t.same([quick.status, long.status], [200, 200], 'both acknowledged')
+  await first.kill() // no graceful close: what the file holds is what was written before each 200
+
+  const second = startServerProcess(t, env)
+  const after = await second.listening()
+  const queue = (await getJson(`${after}/queue`)).body
+  const queued = [...queue.queue_running, ...queue.queue_pending].find((item: any[]) => item[1] === 'long-render')
+  t.equal(queued?.[0], long.body.number, '/queue shows the running prompt under the client\'s id and number')
+  t.match(queued?.[3], { client_id: 'crash-client', note: 'kept' }, 'with its extra_data')
+  const entry = await waitFor(async () => (await getJson(`${after}/history/render-before-the-crash`)).body['render-before-the-crash'], 30_000, 'the entry after the restart')
+  t.equal(entry.status.status_str, 'success', 'the finished prompt resolves under the client\'s id')
+  t.equal(entry.prompt[0], quick.body.number, 'with the number POST /prompt answered')
+  t.ok(Object.values(entry.outputs).some((output: any) => output.images?.length > 0), 'and its images')
 })
