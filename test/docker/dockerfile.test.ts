@@ -13,8 +13,9 @@ import { tmpdir } from 'node:os'
 import { dirname, join, posix } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-// Two npm ci runs, each compiling better-sqlite3 from source (its prebuilt binaries are not on the npm registry).
-t.setTimeout(600_000)
+// Two npm ci runs, each compiling better-sqlite3 from source (its prebuilt binaries are not on the npm registry);
+// on a loaded 2-core machine one took over 240 s.
+t.setTimeout(900_000)
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const read = (file: string): string => readFileSync(join(root, file), 'utf8')
@@ -331,7 +332,7 @@ t.test('rehearsal: the Dockerfile\'s steps, run outside Docker, build an image t
           if (cannotRunHere.test(instruction.args)) { t.comment(`skipped, cannot run outside Docker: ${where}`); break }
           // Same command (a cache mount is this machine's npm cache); an earlier install's cache makes it faster.
           const command = argv(flags(instruction.args).rest).argv.at(-1)!.replace(/\bnpm ci\b/g, 'npm ci --no-audit --no-fund --prefer-offline')
-          const result = await run('bash', ['-c', command], { cwd: join(fsRoot, workdir), env: { ...cleanEnv(), ...env }, timeout: 240_000 })
+          const result = await run('bash', ['-c', command], { cwd: join(fsRoot, workdir), env: { ...cleanEnv(), ...env }, timeout: 420_000 })
           if (!t.equal(result.code, 0, where)) { t.comment(result.output); return }
           break
         }
