@@ -5,6 +5,7 @@
  * same data directly (and a plain @fastify/http-proxy hop where that is the fair comparison).
  * Results go to a JSON file and a Markdown page (bench/report.ts).
  */
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, platform, release, totalmem } from 'node:os'
@@ -159,6 +160,8 @@ export interface MemorySample { rss: number, heapUsed: number, heapTotal: number
 export interface BenchResults {
   version: 1
   date: string
+  /** the commit measured (short hash), marked when src/ or bench/ had uncommitted changes */
+  commit?: string
   machine: { cpu: string, cores: number, node: string, os: string, memoryBytes: number, loadAverageAtStart: number[], loadAverageAtEnd: number[] }
   options: Omit<BenchOptions, 'log' | 'resultsPath' | 'docsPath'>
   proxyConfig: { cacheMaxEntries: number, cacheMaxBytes: number, listTtlMs: number, logLevel: string, cloudConnections: number }
@@ -190,6 +193,16 @@ function countsBetween (before: Counts, after: Counts): Counts {
     if (delta > 0) byRoute[route] = delta
   }
   return { total: after.total - before.total, byRoute }
+}
+
+function measuredCommit (): string | undefined {
+  const git = (...args: string[]): string => execFileSync('git', args, { cwd: fileURLToPath(new URL('.', import.meta.url)), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+  try {
+    const dirty = git('status', '--porcelain', '--', ':/src', ':/bench') !== ''
+    return `${git('rev-parse', '--short', 'HEAD')}${dirty ? ' with uncommitted changes' : ''}`
+  } catch {
+    return undefined
+  }
 }
 
 function cpuModel (): string {
@@ -239,7 +252,50 @@ function metricValue (text: string, name: string): number {
   return line === undefined ? Number.NaN : Number(line.split(' ').pop())
 }
 
-interface CaseSpec { id: string, group: string, server: ServerKind, request: string, note?: string, load: LoadSpec, durationS?: number, rounds?: number, calls?: number }
+interface CaseSpec {
+  id: string
+  group: string
+  server: ServerKind
+  request: string
+  note?: string
+  load: LoadSpec
+  durationS?: number
+  rounds?: number
+  calls?: number
+  /** the simulator this case's cloud calls reach (default: the shared one) */
+  cloud?: ChildServer
+  /** drop the jobs the case queued in its simulator after each run */
+  resetCloud?: boolean
+}
+
+/**
+ * The state-store cases' simulator never runs a job (one step lasts an hour): what they measure is
+ * the submit, and the simulator is reset after each run so its queue does not grow from run to run.
+ */
+const QUEUED_STEP_MS = 3_600_000
+
+/**
+ * POST /prompt through three proxies that differ only in their state store (issue 13: with STATE_FILE
+ * the submit may grow by at most a millisecond), under load and over one connection (its latency alone).
+ */
+function storeCases (urls: { memory: string, file: string, redis?: string }, cloud: ChildServer, connections: number, unloaded: { durationS: number, rounds: number }): CaseSpec[] {
+  const body = JSON.stringify({ prompt: apiGraph(0, 0, 64, 64, 1), client_id: 'bench-store' })
+  const stores: Array<[string, string | undefined, string]> = [['memory', urls.memory, 'memory store'], ['file', urls.file, 'STATE_FILE'], ['redis', urls.redis, 'REDIS_URL']]
+  return [connections, 1].flatMap(conns => stores.flatMap(([store, origin, label]) => origin === undefined
+    ? []
+    : [{
+        id: `prompt-submit-${store}${conns === 1 ? '-1conn' : ''}`,
+        group: `POST /prompt, state store${conns === 1 ? ', 1 connection' : ''}`,
+        server: 'proxy' as const,
+        request: `POST /prompt (${label})`,
+        note: conns === 1 ? 'unloaded latency' : 'one cloud POST /api/prompt each',
+        load: { origin, paths: ['/prompt'], body, connections: conns },
+        calls: 1,
+        cloud,
+        resetCloud: true,
+        ...(conns === 1 ? unloaded : {})
+      }]))
+}
 
 export async function runBenchmarks (overrides: Partial<BenchOptions> = {}): Promise<BenchResults> {
   const options: BenchOptions = { ...DEFAULT_OPTIONS, ...overrides }
@@ -261,7 +317,9 @@ export async function runBenchmarks (overrides: Partial<BenchOptions> = {}): Pro
   const aux = new ChildServer('aux', script, execArgv)
   // started with the others (it idles until the end), so its start-up overlaps theirs
   const freshProxy = new ChildServer('proxy', script, execArgv)
-  const children = [sim, proxy, aux, freshProxy]
+  const storeSim = new ChildServer('sim', script, execArgv)
+  const stores = new ChildServer('stores', script, execArgv)
+  const children = [sim, proxy, aux, freshProxy, storeSim, stores]
   const pids = (): Array<number | undefined> => [process.pid, ...children.map(child => child.pid)]
   let timedOut = false
   const watchdog = setTimeout(() => {
@@ -274,12 +332,18 @@ export async function runBenchmarks (overrides: Partial<BenchOptions> = {}): Pro
     const key = `comfyui-bench-${randomBytes(12).toString('hex')}`
     const pollKey = `comfyui-bench-${randomBytes(12).toString('hex')}`
     const workKey = `comfyui-bench-${randomBytes(12).toString('hex')}`
-    const { url: simUrl } = await sim.call<{ url: string }>('start', { keys: [key, pollKey, workKey], stepMs: options.stepMs, concurrency: 1 })
-    const [proxyStart, auxStart, freshStart] = await Promise.all([
+    const storeKey = `comfyui-bench-${randomBytes(12).toString('hex')}`
+    const [{ url: simUrl }, { url: storeSimUrl }] = await Promise.all([
+      sim.call<{ url: string }>('start', { keys: [key, pollKey, workKey], stepMs: options.stepMs, concurrency: 1 }),
+      storeSim.call<{ url: string }>('start', { keys: [storeKey], stepMs: QUEUED_STEP_MS, concurrency: 1 })
+    ])
+    const [proxyStart, auxStart, freshStart, storeUrls] = await Promise.all([
       proxy.call<{ url: string, config: BenchResults['proxyConfig'] }>('start', { cloudUrl: simUrl, key }),
       aux.call<{ uncachedUrl: string, pollUrl: string, workUrl: string, hopUrl: string, workConfig: { listTtlMs: number, cloudMaxRps: number } }>('start', { cloudUrl: simUrl, key, pollKey, workKey }),
-      freshProxy.call<{ url: string }>('start', { cloudUrl: simUrl, key })
+      freshProxy.call<{ url: string }>('start', { cloudUrl: simUrl, key }),
+      stores.call<{ memory: string, file: string, redis?: string }>('start', { cloudUrl: storeSimUrl, key: storeKey })
     ])
+    if (storeUrls.redis === undefined) log('redis-server is not installed: POST /prompt with REDIS_URL is not measured')
     const freshUrl = freshStart.url
     const proxyUrl = proxyStart.url
     const { uncachedUrl, pollUrl, workUrl, hopUrl } = auxStart
@@ -328,16 +392,19 @@ export async function runBenchmarks (overrides: Partial<BenchOptions> = {}): Pro
       { id: 'view-preview-webp', group: `GET /view (${options.imageSize}×${options.imageSize} PNG)`, server: 'proxy', request: 'GET /view?…&preview=webp;50', note: 'whole file fetched, re-encoded with sharp', load: { origin: proxyUrl, paths: [`/view?${viewQuery}&preview=webp;50`], connections: c }, calls: 2 },
       { id: 'view-preview-jpeg', group: `GET /view (${options.imageSize}×${options.imageSize} PNG)`, server: 'proxy', request: 'GET /view?…&preview=jpeg;80', note: 'whole file fetched, re-encoded with sharp', load: { origin: proxyUrl, paths: [`/view?${viewQuery}&preview=jpeg;80`], connections: c }, calls: 2 },
       { id: 'history-id-uncached-1conn', group: 'GET /history/{id}, 1 connection', server: 'proxy', request: 'GET /history/{id} (CACHE_MAX_ENTRIES=0)', note: 'unloaded latency', durationS: options.unloadedDurationS, rounds: options.unloadedRounds, load: { origin: uncachedUrl, paths: historyPaths, connections: 1 }, calls: 1 },
-      { id: 'history-id-hop-1conn', group: 'GET /history/{id}, 1 connection', server: 'http-proxy hop', request: 'GET /api/jobs/{id}', note: 'unloaded latency', durationS: options.unloadedDurationS, rounds: options.unloadedRounds, load: { origin: hopUrl, paths: jobPaths, connections: 1 }, calls: 1 }
+      { id: 'history-id-hop-1conn', group: 'GET /history/{id}, 1 connection', server: 'http-proxy hop', request: 'GET /api/jobs/{id}', note: 'unloaded latency', durationS: options.unloadedDurationS, rounds: options.unloadedRounds, load: { origin: hopUrl, paths: jobPaths, connections: 1 }, calls: 1 },
+      ...storeCases(storeUrls, storeSim, c, { durationS: options.unloadedDurationS, rounds: options.unloadedRounds })
     ]
 
     interface Tally { runs: LoadRun[], calls: Counts[], otherCpu: number[], peakRss: number }
     const tallies = new Map<string, Tally>(specs.map(spec => [spec.id, { runs: [], calls: [], otherCpu: [], peakRss: 0 }]))
     const measure = async (spec: CaseSpec, durationS: number, warmup: boolean): Promise<void> => {
       if (timedOut) throw new Error('budget exceeded')
+      const cloud = spec.cloud ?? sim
       if (warmup && options.warmupS > 0) await runLoad(spec.load, options.warmupS)
+      if (warmup && spec.resetCloud === true) await cloud.call('reset')
       await sleep(50)
-      const before = await sim.call<Counts>('counts')
+      const before = await cloud.call<Counts>('counts')
       const cpuBefore = cpuSnapshot(pids())
       const run = await runLoad(spec.load, durationS)
       const otherCpu = otherCores(cpuBefore, cpuSnapshot(pids()))
@@ -345,7 +412,8 @@ export async function runBenchmarks (overrides: Partial<BenchOptions> = {}): Pro
       await sleep(50)
       const tally = tallies.get(spec.id)!
       tally.runs.push(run)
-      tally.calls.push(countsBetween(before, await sim.call<Counts>('counts')))
+      tally.calls.push(countsBetween(before, await cloud.call<Counts>('counts')))
+      if (spec.resetCloud === true) await cloud.call('reset')
       tally.otherCpu.push(otherCpu * run.durationS)
       tally.peakRss = (await proxy.call<{ maxRss: number }>('rss')).maxRss
     }
@@ -486,6 +554,7 @@ export async function runBenchmarks (overrides: Partial<BenchOptions> = {}): Pro
     const results: BenchResults = {
       version: 1,
       date: new Date().toISOString(),
+      commit: measuredCommit(),
       machine,
       options: (({ log: _log, resultsPath: _r, docsPath: _d, ...rest }) => rest)(options),
       proxyConfig: proxyStart.config,
@@ -501,6 +570,7 @@ export async function runBenchmarks (overrides: Partial<BenchOptions> = {}): Pro
       logs: {
         default: await proxy.call<BenchResults['logs'][string]>('logs'),
         ...await aux.call<BenchResults['logs']>('logs'),
+        ...await stores.call<BenchResults['logs']>('logs'),
         fresh: freshLogs
       },
       targets: []

@@ -55,6 +55,8 @@ export interface LoadSpec {
   /** one path, or several used in turn across all connections (e.g. different job ids) */
   paths: string[]
   headers?: Record<string, string>
+  /** a JSON body, sent with POST (default: GET without a body) */
+  body?: string
   connections: number
   /**
    * Two steps per client request: paths[i] answers a redirect (carrying `headers`), then its Location
@@ -94,7 +96,11 @@ export async function runLoad (spec: LoadSpec, durationS: number): Promise<LoadR
           }
         }
       ]
-    : [{ method: 'GET', path: spec.paths[0], headers: spec.headers ?? {}, ...(spec.paths.length > 1 ? { setupRequest: request => ({ ...request, path: nextPath() }) } : {}) }]
+    : [{
+        ...(spec.body === undefined ? { method: 'GET', headers: spec.headers ?? {} } : { method: 'POST', headers: { ...spec.headers, 'content-type': 'application/json' }, body: spec.body }),
+        path: spec.paths[0],
+        ...(spec.paths.length > 1 ? { setupRequest: request => ({ ...request, path: nextPath() }) } : {})
+      }]
   const redirected = new Map<object, number>()
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     started = performance.now()

@@ -22,6 +22,16 @@ const times = (value: number): string => Number.isFinite(value) ? `${value.toFix
 const cores = (value: number): string => Number.isFinite(value) ? value.toFixed(2) : '–'
 const int = (value: number): string => Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : '–'
 const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB (${(bytes / MIB).toFixed(1)} MiB)`
+const signedMs = (value: number): string => Number.isFinite(value) ? `${value >= 0 ? '+' : '−'}${Math.abs(value).toFixed(2)} ms` : '–'
+
+/** POST /prompt's extra latency with a state store, against the memory store's, at that many connections. */
+function storeCost (results: BenchResults, store: 'file' | 'redis', oneConnection: boolean): { memory: CaseResult, other: CaseResult, p50: number, p99: number } | undefined {
+  const suffix = oneConnection ? '-1conn' : ''
+  const memory = byId(results, `prompt-submit-memory${suffix}`)
+  const other = byId(results, `prompt-submit-${store}${suffix}`)
+  if (memory === undefined || other === undefined) return undefined
+  return { memory, other, p50: other.latencyMs.p50 - memory.latencyMs.p50, p99: other.latencyMs.p99 - memory.latencyMs.p99 }
+}
 
 function latencyTarget (id: string, label: string, proxy: CaseResult | undefined, hop: CaseResult | undefined): Target {
   const target = `${label}: uncached \`GET /history/{id}\` latency ≤ 1.5× the plain http-proxy hop's for the same cloud call (p50 and mean)`
@@ -72,6 +82,15 @@ export function evaluateTargets (results: BenchResults): Target[] {
     target: 'Extra check, same limit at the end of the run: the proxy that served every case above, then filled its cache, after a GC and the same idle time',
     measured: `${mb(main.endOfRunSettled.rss)} with ${int(main.cache.entries)} entries; right after the fill ${mb(main.endOfRun.rss)}, peak during the run ${mb(main.endOfRunSettled.maxRss)}${isFull(main.cache.entries) ? '' : ' — cache not full'}`,
     pass: isFull(main.cache.entries) && main.endOfRunSettled.rss < RSS_LIMIT
+  })
+  const file = storeCost(results, 'file', true)
+  targets.push({
+    id: 'f',
+    target: 'Issue 13, 1 connection: `POST /prompt` with `STATE_FILE` at most 1 ms slower than with the memory store (p50 and p99)',
+    measured: file === undefined
+      ? 'not measured'
+      : `p50 ${ms(file.other.latencyMs.p50)} vs ${ms(file.memory.latencyMs.p50)} ms (${signedMs(file.p50)}); p99 ${ms(file.other.latencyMs.p99)} vs ${ms(file.memory.latencyMs.p99)} ms (${signedMs(file.p99)})`,
+    pass: file !== undefined && file.p50 <= 1 && file.p99 <= 1
   })
   for (const run of results.workload ?? []) {
     const bound = 3 * run.durationS + run.jobsFinished
@@ -159,6 +178,33 @@ function workloadSection (results: BenchResults): string[] {
   ]
 }
 
+/** POST /prompt with each state store, as differences from the memory store's latency. */
+function storeSection (results: BenchResults): string[] {
+  const rows = [false, true].flatMap(oneConnection => {
+    const memory = byId(results, `prompt-submit-memory${oneConnection ? '-1conn' : ''}`)
+    if (memory === undefined) return []
+    const cell = (store: 'file' | 'redis'): string => {
+      const cost = storeCost(results, store, oneConnection)
+      return cost === undefined ? 'not measured | –' : `${ms(cost.other.latencyMs.p50)} / ${ms(cost.other.latencyMs.p99)} | ${signedMs(cost.p50)} / ${signedMs(cost.p99)}`
+    }
+    return [`| ${memory.connections} | ${ms(memory.latencyMs.p50)} / ${ms(memory.latencyMs.p99)} | ${cell('file')} | ${cell('redis')} |`]
+  })
+  if (rows.length === 0) return []
+  return [
+    '## State stores: `POST /prompt` (issue 13)',
+    '',
+    'Three proxies with the default configuration (`CLOUD_MAX_RPS` lifted) that differ only in their state store: memory, `STATE_FILE`',
+    '(SQLite in a temporary folder) and `REDIS_URL` (a `redis-server` of their own on loopback). Each `POST /prompt` is one cloud',
+    '`POST /api/prompt` to a simulator of their own that runs none of the jobs and forgets them after every run, so its queue does not',
+    'grow from case to case. The rows are the `POST /prompt, state store` scenarios of the table above; their cases ran in turn.',
+    '',
+    '| Conns | Memory p50 / p99 ms | `STATE_FILE` p50 / p99 ms | Δ p50 / p99 | `REDIS_URL` p50 / p99 ms | Δ p50 / p99 |',
+    '|---|---|---|---|---|---|',
+    ...rows,
+    ''
+  ]
+}
+
 function memoryRow (process: string, when: string, cache: string, sample: MemorySample): string {
   return `| ${process} | ${when} | ${cache} | ${mb(sample.rss)} | ${(sample.heapUsed / 1e6).toFixed(1)} / ${(sample.heapTotal / 1e6).toFixed(1)} MB | ${(sample.external / 1e6).toFixed(1)} MB | ${mb(sample.maxRss)} |`
 }
@@ -178,9 +224,9 @@ export function renderMarkdown (results: BenchResults): string {
   push(
     '# Benchmarks',
     '',
-    `Written by \`npm run bench\` (\`bench/\`) from \`bench/results/latest.json\`; do not edit by hand. Run ${results.date.slice(0, 16).replace('T', ' ')} UTC, ${results.totalSeconds} s in all.`,
+    `Written by \`npm run bench\` (\`bench/\`) from \`bench/results/latest.json\`; do not edit by hand. Run ${results.date.slice(0, 16).replace('T', ' ')} UTC${results.commit === undefined ? '' : ` on commit ${results.commit}`}, ${results.totalSeconds} s in all.`,
     '',
-    '`npm run bench` compiles `bench/` and `src/` with `tsconfig.bench.json` into `dist-bench/` and runs the whole set (about 2.5 minutes);',
+    '`npm run bench` compiles `bench/` and `src/` with `tsconfig.bench.json` into `dist-bench/` and runs the whole set (about 4 minutes);',
     '`node dist-bench/bench/run.js --quick` is a few-second rehearsal that writes to a temporary folder (`--out DIR` to choose).',
     '`test/bench/smoke.test.ts` runs the same harness at tiny durations under `npm test`.',
     '',
@@ -233,6 +279,7 @@ export function renderMarkdown (results: BenchResults): string {
     `The floor is one list call per \`LIST_TTL_MS\` (${polling.listTtlMs} ms) plus one \`GET /api/jobs/{id}\` per job that finishes.`,
     '',
     ...workloadSection(results),
+    ...storeSection(results),
     '## Memory of the proxy process',
     '',
     'Each proxy runs alone in its process; figures are after a full GC (`--expose-gc`). The cache is filled by requesting',
@@ -261,7 +308,8 @@ export function renderMarkdown (results: BenchResults): string {
     '  cases measure the proxy, not the cloud budget), alone so its RSS is its own;',
     '  and a process with the proxy at `CACHE_MAX_ENTRIES=0`, a plain Fastify + `@fastify/http-proxy` hop that only injects',
     '  the key, and a default proxy on a second account for the polling run. A fourth process, a fresh default proxy, is started',
-    '  at the end only to fill its history cache for target d.',
+    '  at the end only to fill its history cache for target d. The state-store cases have a simulator and a process of their own',
+    '  (its three proxies and their `redis-server`).',
     `- The proxies log at their default level (\`${results.proxyConfig.logLevel}\`): every line is serialised as in production and then dropped in-process.`,
     '  autocannon ends each run by closing its sockets, so requests still streaming then are logged by the proxy as aborted.',
     `- ${options.seedJobs} finished jobs are seeded, modelled on a real simulator job (outputs, status messages, meta) with an`,

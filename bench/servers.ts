@@ -3,10 +3,16 @@
  * - `sim`: the Comfy Cloud simulator, which counts every HTTP request it receives (the "cloud calls");
  * - `proxy`: the proxy with its default configuration, alone in its process so its RSS is its own;
  * - `aux`: the proxy with the history cache off, a plain @fastify/http-proxy hop in front of the
- *   simulator that only injects the key, and a default proxy on a second account for the polling run.
+ *   simulator that only injects the key, and a default proxy on a second account for the polling run;
+ * - `stores`: three proxies that differ only in their state store (memory, STATE_FILE, REDIS_URL with a
+ *   redis-server of their own), for POST /prompt side by side.
  * The harness (bench/harness.ts) drives them over IPC (bench/ipc.ts).
  */
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
 import type { IncomingMessage } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -16,6 +22,7 @@ import { loadConfig, type Config } from '../src/config.js'
 import { startSimulator, type JobDetail } from '../src/simulator/app.js'
 import { serveCalls, type Handlers } from './ipc.js'
 import { finishedJobs, workflowContainer, type SeedSpec } from './data.js'
+import { startRedis } from '../test/fixtures/redis.js'
 
 const role = process.argv[2]
 const closers: Array<() => Promise<void>> = []
@@ -124,6 +131,11 @@ async function simRole (): Promise<Handlers> {
       return { url: need().url }
     },
     counts: async () => ({ total, byRoute: Object.fromEntries(counts) }),
+    /** Drops every job (and file) of every account; the request counts go on. */
+    reset: async () => {
+      need().app.simulator.reset()
+      return true
+    },
     /** Runs one real job (the simulator renders its PNG) and answers its detail once finished. */
     realJob: async ({ key, width, height, steps }: { key: string, width: number, height: number, steps: number }) => {
       const app = need().app
@@ -226,10 +238,35 @@ async function auxRole (): Promise<Handlers> {
   }
 }
 
-const roles: Record<string, () => Promise<Handlers>> = { sim: simRole, proxy: proxyRole, aux: auxRole }
+async function storesRole (): Promise<Handlers> {
+  const sinks: Record<string, LogSink> = {}
+  return {
+    ...common,
+    /** Answers each proxy's URL by store; REDIS_URL's is absent where no redis-server is installed. */
+    start: async ({ cloudUrl, key }: { cloudUrl: string, key: string }) => {
+      const dir = mkdtempSync(join(tmpdir(), 'comfy-bench-state-'))
+      closers.push(async () => { rmSync(dir, { recursive: true, force: true }) })
+      const memory = await startProxy({ cloudUrl, apiKey: key })
+      const file = await startProxy({ cloudUrl, apiKey: key, stateFile: join(dir, 'state.db') })
+      sinks['memory store'] = memory.sink
+      sinks.STATE_FILE = file.sink
+      const urls: Record<string, string> = { memory: memory.url, file: file.url }
+      if (spawnSync('redis-server', ['--version']).error === undefined) {
+        const redis = await startRedis({ teardown: close => { closers.push(close) } })
+        const shared = await startProxy({ cloudUrl, apiKey: key, redisUrl: redis.url })
+        sinks.REDIS_URL = shared.sink
+        urls.redis = shared.url
+      }
+      return urls
+    },
+    logs: async () => Object.fromEntries(Object.entries(sinks).map(([name, sink]) => [name, sink.summary()]))
+  }
+}
+
+const roles: Record<string, () => Promise<Handlers>> = { sim: simRole, proxy: proxyRole, aux: auxRole, stores: storesRole }
 const make = roles[role ?? '']
 if (make === undefined) {
-  process.stderr.write(`unknown role ${role ?? '(none)'}; expected sim, proxy or aux\n`)
+  process.stderr.write(`unknown role ${role ?? '(none)'}; expected sim, proxy, aux or stores\n`)
   process.exit(2)
 }
 serveCalls(await make())

@@ -14,7 +14,9 @@ const CASES = [
   'history-id-cached', 'history-id-uncached', 'history-id-hop', 'history-id-direct',
   'history-list-cached', 'history-list-direct-v2', 'history-list-direct-jobs',
   'prompt', 'prompt-direct', 'passthrough', 'passthrough-hop', 'passthrough-direct',
-  'view', 'view-direct', 'view-range', 'view-preview-webp', 'view-preview-jpeg', 'history-id-uncached-1conn', 'history-id-hop-1conn'
+  'view', 'view-direct', 'view-range', 'view-preview-webp', 'view-preview-jpeg', 'history-id-uncached-1conn', 'history-id-hop-1conn',
+  'prompt-submit-memory', 'prompt-submit-file', 'prompt-submit-redis',
+  'prompt-submit-memory-1conn', 'prompt-submit-file-1conn', 'prompt-submit-redis-1conn'
 ]
 
 const committed = [new URL('../../bench/results/latest.json', import.meta.url), new URL('../../docs/benchmarks.md', import.meta.url)]
@@ -55,6 +57,9 @@ t.test('the benchmark harness runs every case and writes its report where it is 
   t.ok(byId['history-id-direct'].cloudCallsPerRequest >= 0.99 && byId['history-id-direct'].cloudCallsPerRequest <= 1.1, 'one simulator request per direct request')
   t.ok(byId['view-direct'].cloudCallsPerRequest >= 1.98, 'a direct /view is the redirect and the storage fetch')
   t.ok(byId['view'].bytesPerRequest > 1000, '/view answers the PNG bytes')
+  for (const id of CASES.filter(id => id.startsWith('prompt-submit-'))) {
+    t.same(Object.keys(byId[id].cloudCallsByRoute), ['POST /api/prompt'], `${id}: each submit is one cloud POST /api/prompt, on the state-store simulator`)
+  }
 
   t.ok(results.polling.requests > 0 && Number.isFinite(results.polling.cloudCallsPerSecond), 'polling measured')
   t.equal(results.polling.errors, 0, 'no failed polls')
@@ -64,7 +69,7 @@ t.test('the benchmark harness runs every case and writes its report where it is 
   t.ok(fresh.cacheFullSettled.rss > 0, 'fresh proxy RSS once settled')
   t.ok(main.endOfRun.rss > 0 && main.endOfRunSettled.rss > 0 && main.cache.entries > 0, 'default proxy RSS at the end of the run')
   t.ok(fresh.cacheFull.gcExposed === 1 && main.endOfRun.gcExposed === 1, 'RSS is read after a GC')
-  t.same(results.targets.map(target => target.id), ['a', 'b', 'b′', 'c', 'd', 'd′', 'e4'])
+  t.same(results.targets.map(target => target.id), ['a', 'b', 'b′', 'c', 'd', 'd′', 'f', 'e4'])
   for (const target of results.targets) t.type(target.pass, 'boolean')
 
   const json = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')) as typeof results
@@ -72,6 +77,7 @@ t.test('the benchmark harness runs every case and writes its report where it is 
   const page = readFileSync(join(dir, 'benchmarks.md'), 'utf8')
   t.match(page, /## Targets\n\n\| \| Target \| Measured \| Result \|/)
   t.match(page, /## Routes side by side/)
+  t.match(page, /## State stores: `POST \/prompt`[^]*\n\| 1 \| [0-9.]+ \/ [0-9.]+ \| [0-9.]+ \/ [0-9.]+ \| [+−][0-9.]+ ms \/ [+−][0-9.]+ ms \| [0-9.]+ \/ [0-9.]+ \| [+−]/, 'the state stores side by side, one connection')
   for (const row of results.cases) t.ok(page.includes(`| ${row.server} | ${row.request.replace(/\|/g, '\\|')} |`), `docs row for ${row.id}`)
   t.match(page, /\| (\*\*pass\*\*|\*\*FAIL\*\*) \|/)
   t.match(page, new RegExp(`\\| ${results.machine.cores} \\| ${results.machine.node.replace(/\./g, '\\.')} \\|`), 'machine details')
