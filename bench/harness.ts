@@ -58,6 +58,8 @@ export interface BenchOptions {
   workloadJobs: number
   workloadJobSteps: number
   workloadDurationS: number
+  /** sets in a row on each proxy's state store, the write alone (after the POST /prompt cases) */
+  storeWrites: number
   /** idle seconds before the settled memory readings (V8 gives back heap it grew during the fill only once idle) */
   settleS: number
   /** simulator milliseconds per sampler step (its default is 50) */
@@ -92,6 +94,7 @@ export const DEFAULT_OPTIONS: BenchOptions = {
   workloadJobs: 20,
   workloadJobSteps: 10,
   workloadDurationS: 10,
+  storeWrites: 20_000,
   settleS: 5,
   stepMs: 50,
   budgetS: 300,
@@ -169,6 +172,8 @@ export interface BenchResults {
   cases: CaseResult[]
   polling: PollingResult
   workload: WorkloadResult[]
+  /** one state store write (`set`) alone, by store: memory, file, redis */
+  storeWrites: Record<string, LatencySummary>
   memory: {
     /** the default proxy that served every case, then had its cache filled (the end of the run) */
     main: { afterStart: MemorySample, afterCases: MemorySample, endOfRun: MemorySample, endOfRunSettled: MemorySample, cache: CacheStats }
@@ -452,6 +457,10 @@ export async function runBenchmarks (overrides: Partial<BenchOptions> = {}): Pro
       return row
     })
     const afterCases = await proxy.call<MemorySample>('memory')
+    const storeWrites = await stores.call<Record<string, LatencySummary>>('writes', { count: options.storeWrites }, 120_000)
+    const storeLogs = await stores.call<BenchResults['logs']>('logs')
+    // Done with: their Redis and queued jobs would only weigh on the rest of the run.
+    await Promise.all([stores.stop(), storeSim.stop()])
 
     // Polling: many clients poll /history while jobs finish; the proxy should share one list call per LIST_TTL_MS.
     await sim.call('submit', { key: pollKey, count: options.pollJobs, steps: options.pollJobSteps })
@@ -562,6 +571,7 @@ export async function runBenchmarks (overrides: Partial<BenchOptions> = {}): Pro
       cases,
       polling,
       workload,
+      storeWrites,
       memory: {
         main: { afterStart, afterCases, endOfRun, endOfRunSettled, cache: mainCache },
         fresh: { afterStart: freshAfterStart, cacheFull: freshFull, cacheFullSettled: freshSettled, cache: freshCache },
@@ -570,7 +580,7 @@ export async function runBenchmarks (overrides: Partial<BenchOptions> = {}): Pro
       logs: {
         default: await proxy.call<BenchResults['logs'][string]>('logs'),
         ...await aux.call<BenchResults['logs']>('logs'),
-        ...await stores.call<BenchResults['logs']>('logs'),
+        ...storeLogs,
         fresh: freshLogs
       },
       targets: []

@@ -178,6 +178,8 @@ function workloadSection (results: BenchResults): string[] {
   ]
 }
 
+const STORE_LABELS: Record<string, string> = { memory: 'memory', file: '`STATE_FILE`', redis: '`REDIS_URL`' }
+
 /** POST /prompt with each state store, as differences from the memory store's latency. */
 function storeSection (results: BenchResults): string[] {
   const rows = [false, true].flatMap(oneConnection => {
@@ -201,6 +203,13 @@ function storeSection (results: BenchResults): string[] {
     '| Conns | Memory p50 / p99 ms | `STATE_FILE` p50 / p99 ms | Δ p50 / p99 | `REDIS_URL` p50 / p99 ms | Δ p50 / p99 |',
     '|---|---|---|---|---|---|',
     ...rows,
+    '',
+    `The write alone: ${int(results.options.storeWrites)} \`set\` calls in a row on each proxy's store, after those cases, with no other load from the bench`,
+    '(a record the size of a submission\'s; the file store writes SQLite synchronously on the event loop, Redis is one round trip).',
+    '',
+    '| Store | p50 ms | p90 ms | p99 ms | mean ms | max ms |',
+    '|---|---|---|---|---|---|',
+    ...Object.entries(results.storeWrites ?? {}).map(([store, l]) => `| ${STORE_LABELS[store] ?? store} | ${l.p50.toFixed(3)} | ${l.p90.toFixed(3)} | ${l.p99.toFixed(3)} | ${l.mean.toFixed(3)} | ${l.max.toFixed(1)} |`),
     ''
   ]
 }

@@ -31,6 +31,7 @@ export const QUICK_OPTIONS: Partial<BenchOptions> = {
   workloadJobs: 3,
   workloadJobSteps: 4,
   workloadDurationS: 1,
+  storeWrites: 500,
   settleS: 0.2,
   stepMs: 20,
   budgetS: 60

@@ -22,6 +22,7 @@ import { loadConfig, type Config } from '../src/config.js'
 import { startSimulator, type JobDetail } from '../src/simulator/app.js'
 import { serveCalls, type Handlers } from './ipc.js'
 import { finishedJobs, workflowContainer, type SeedSpec } from './data.js'
+import { summarize } from './load.js'
 import { startRedis } from '../test/fixtures/redis.js'
 
 const role = process.argv[2]
@@ -240,6 +241,7 @@ async function auxRole (): Promise<Handlers> {
 
 async function storesRole (): Promise<Handlers> {
   const sinks: Record<string, LogSink> = {}
+  const apps: Record<string, FastifyInstance> = {}
   return {
     ...common,
     /** Answers each proxy's URL by store; REDIS_URL's is absent where no redis-server is installed. */
@@ -250,14 +252,32 @@ async function storesRole (): Promise<Handlers> {
       const file = await startProxy({ cloudUrl, apiKey: key, stateFile: join(dir, 'state.db') })
       sinks['memory store'] = memory.sink
       sinks.STATE_FILE = file.sink
+      apps.memory = memory.app
+      apps.file = file.app
       const urls: Record<string, string> = { memory: memory.url, file: file.url }
       if (spawnSync('redis-server', ['--version']).error === undefined) {
         const redis = await startRedis({ teardown: close => { closers.push(close) } })
         const shared = await startProxy({ cloudUrl, apiKey: key, redisUrl: redis.url })
         sinks.REDIS_URL = shared.sink
+        apps.redis = shared.app
         urls.redis = shared.url
       }
       return urls
+    },
+    /** The store's write alone, store after store: `count` sets in a row of a record the size of a submission's. */
+    writes: async ({ count }: { count: number }) => {
+      const record = { clientId: 'bench-store', extraData: JSON.stringify({ client_id: 'bench-store', extra_pnginfo: { workflow: { nodes: 'x'.repeat(200) } } }) }
+      const latencies: Record<string, ReturnType<typeof summarize>> = {}
+      for (const [store, app] of Object.entries(apps)) {
+        const samples: number[] = []
+        for (let i = 0; i < count; i++) {
+          const started = performance.now()
+          await app.store.set('bench-writes', String(i), record, 60_000)
+          samples.push(performance.now() - started)
+        }
+        latencies[store] = summarize(samples)
+      }
+      return latencies
     },
     logs: async () => Object.fromEntries(Object.entries(sinks).map(([name, sink]) => [name, sink.summary()]))
   }

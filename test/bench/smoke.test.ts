@@ -63,6 +63,8 @@ t.test('the benchmark harness runs every case and writes its report where it is 
 
   t.ok(results.polling.requests > 0 && Number.isFinite(results.polling.cloudCallsPerSecond), 'polling measured')
   t.equal(results.polling.errors, 0, 'no failed polls')
+  t.same(Object.keys(results.storeWrites), ['memory', 'file', 'redis'], 'the write alone, on each store')
+  t.ok(Object.values(results.storeWrites).every(l => Number.isFinite(l.p99) && l.p99 > 0), 'store write latencies')
   t.ok(results.workload.length > 0 && results.workload.every(run => run.localRequests > 0 && Number.isFinite(run.cloudCallsPerSecond)), 'the issue-9 workload measured')
   const { fresh, main } = results.memory
   t.ok(fresh.cacheFull.rss > 0 && fresh.cache.entries > 0 && fresh.cache.found === fresh.cache.jobsRequested, 'fresh proxy RSS with a filled cache')
