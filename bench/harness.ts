@@ -386,6 +386,9 @@ export async function runBenchmarks (overrides: Partial<BenchOptions> = {}): Pro
     const c = options.connections
     const viewQuery = `filename=${encodeURIComponent(image.filename)}&subfolder=&type=output`
     const listQuery = `status=completed,failed,cancelled&sort_by=create_time&sort_order=desc&offset=0&limit=${options.historyItems}`
+    // The proxy loads sharp on its first preview: that happens here, so that no preview case starts cold.
+    const preview = await getText(`${proxyUrl}/view?${viewQuery}&preview=webp;50`)
+    if (preview.status !== 200) throw new Error(`priming a preview failed: ${preview.status} ${preview.text.slice(0, 200)}`)
     const specs: CaseSpec[] = [
       { id: 'history-id-cached', group: 'GET /history/{id}', server: 'proxy', request: 'GET /history/{id} (warm cache)', note: `${ids.length} ids in turn`, load: { origin: proxyUrl, paths: historyPaths, connections: c }, calls: 0 },
       { id: 'history-id-uncached', group: 'GET /history/{id}', server: 'proxy', request: 'GET /history/{id} (CACHE_MAX_ENTRIES=0)', note: 'one cloud GET /api/jobs/{id} each', load: { origin: uncachedUrl, paths: historyPaths, connections: c }, calls: 1 },
