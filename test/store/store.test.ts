@@ -27,6 +27,15 @@ async function contract (t: Test, make: () => Promise<StateStore>): Promise<void
     t.equal(await store.get('ids', 'a'), undefined, 'deleted')
   })
 
+  t.test('a read sees the writes made before it, awaited or not (the file store commits a turn\'s writes together)', async t => {
+    const writes = [store.set('turn', 'a', 1, 60_000), store.set('turn', 'b', 2, 60_000), store.delete('turn', 'a')]
+    t.equal(await store.get('turn', 'b'), 2)
+    t.equal(await store.get('turn', 'a'), undefined)
+    await Promise.all(writes)
+    await store.set('turn', 'a', 3, 60_000)
+    t.equal(await store.get('turn', 'a'), 3)
+  })
+
   t.test('the token bucket grants a burst, then asks to wait, then refuses past maxWaitMs', async t => {
     const bucket = `b-${Math.random()}`
     const first = await Promise.all([1, 2, 3].map(async () => await store.reserve(bucket, 10, 3, 1000)))
