@@ -31,8 +31,12 @@ const PLAY = `async ({ base64, type, times }) => {
   const audioBytes = video.webkitAudioDecodedByteCount
   const pixels = []
   for (const time of times) {
+    // 'seeked' may come before the frame is decoded (seen on a loaded machine): wait for it to be shown too.
+    const shown = new Promise(resolve => { video.requestVideoFrameCallback(resolve); setTimeout(resolve, 3000) })
+    const seeked = new Promise(resolve => { video.onseeked = resolve })
     video.currentTime = time
-    await new Promise(resolve => { video.onseeked = resolve })
+    await seeked
+    await shown
     const canvas = document.createElement('canvas')
     canvas.width = video.videoWidth
     canvas.height = video.videoHeight
