@@ -146,7 +146,13 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
   app.decorate('secrets', new SecretScrubber([config.apiKey, config.proxyAuthToken]))
   scrubAnswers(app, app.secrets)
   app.decorate('config', config)
-  const store = createStore({ ...config, onHealthChange: healthy => { app.log.warn({ store: config.redisUrl !== '' ? 'redis' : 'file' }, healthy ? 'state store reachable again: caught up' : 'state store unreachable: serving from memory until it returns') } })
+  const store = createStore({
+    ...config,
+    onHealthChange: (healthy, first) => {
+      if (!healthy) app.log.warn({ store: 'redis' }, 'state store unreachable: serving from memory until it returns')
+      else app.log.info({ store: 'redis' }, first ? 'state store connected' : 'state store reachable again: caught up')
+    }
+  })
   app.decorate('store', store)
   app.decorate('cloud', new CloudClient({
     baseUrl: config.cloudUrl,

@@ -12,7 +12,7 @@ export interface StoreSettings {
   redisUrl: string
   /** state is per cloud account: replicas with another key sharing the Redis keep theirs apart */
   apiKey: string
-  onHealthChange?: (healthy: boolean) => void
+  onHealthChange?: (healthy: boolean, first: boolean) => void
 }
 
 export function createStore (settings: StoreSettings): StateStore {

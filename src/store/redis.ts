@@ -39,7 +39,8 @@ export interface RedisStoreOptions {
   url: string
   /** prefix of every key and channel, so that several proxies (or tests) can share one Redis */
   prefix?: string
-  onHealthChange?: (healthy: boolean) => void
+  /** Redis became reachable or unreachable; `first` for the first answer or failure after start. */
+  onHealthChange?: (healthy: boolean, first: boolean) => void
   commandTimeoutMs?: number
 }
 
@@ -52,7 +53,8 @@ export class RedisStore implements StateStore {
   private readonly localBuckets = new LocalBuckets()
   private readonly pending = new Map<string, PendingWrite>()
   private readonly listeners = new Map<string, Set<(message: string) => void>>()
-  private wasHealthy = false
+  /** undefined until Redis first answered or first failed */
+  private wasHealthy: boolean | undefined
   private closed = false
 
   constructor (private readonly options: RedisStoreOptions) {
@@ -96,8 +98,9 @@ export class RedisStore implements StateStore {
   private healthChanged (): void {
     const healthy = this.healthy
     if (healthy === this.wasHealthy || this.closed) return
+    const first = this.wasHealthy === undefined
     this.wasHealthy = healthy
-    this.options.onHealthChange?.(healthy)
+    this.options.onHealthChange?.(healthy, first)
   }
 
   private redisKey (namespace: string, key: string): string {

@@ -196,6 +196,14 @@ t.test('a finished entry costs the fleet one detail call; a delete or clear thro
   t.same((await getJson(`${a.url}/history/${second}`)).body, {}, 'and on A')
 })
 
+t.test('a replica connecting to Redis at start logs it at info, not as a warning that Redis is back', async t => {
+  const redis = await startRedis(t)
+  const cloud = await simulator(t)
+  const [replica] = await fleet(t, 1, { cloudUrl: cloud.url, apiKey: cloud.key, redisUrl: redis.url, logLevel: 'info' })
+  const lines = replica.logs.map(line => JSON.parse(line)).filter(line => line.store === 'redis')
+  t.same(lines.map(line => [line.level, line.msg]), [[30, 'state store connected']])
+})
+
 t.test('Redis stopped in the middle of a run: no request fails, /readyz says so, and the fleet catches up when it returns', async t => {
   const redis = await startRedis(t)
   const cloud = await simulator(t)

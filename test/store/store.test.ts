@@ -120,8 +120,8 @@ t.test('redis store: two replicas share records, one bucket and messages', async
 
 t.test('redis store: serves from memory while Redis is down and catches up when it returns', async t => {
   const redis = await startRedis(t)
-  const changes: boolean[] = []
-  const a = new RedisStore({ url: redis.url, prefix: 'outage:', onHealthChange: healthy => { changes.push(healthy) } })
+  const changes: Array<[boolean, boolean]> = []
+  const a = new RedisStore({ url: redis.url, prefix: 'outage:', onHealthChange: (healthy, first) => { changes.push([healthy, first]) } })
   const b = new RedisStore({ url: redis.url, prefix: 'outage:' })
   t.teardown(async () => { await a.close(); await b.close() })
   t.ok(await a.connected() && await b.connected())
@@ -139,5 +139,18 @@ t.test('redis store: serves from memory while Redis is down and catches up when 
   t.ok(await a.connected(5000) && await b.connected(5000), 'reconnects')
   for (let i = 0; i < 40 && await b.get('ids', 'during') === undefined; i++) await sleep(50)
   t.equal(await b.get('ids', 'during'), 'cloud-2', 'the write made during the outage reached Redis')
-  t.same(changes, [true, false, true])
+  t.same(changes, [[true, true], [false, false], [true, false]], 'the first connection is told apart from a return')
+})
+
+t.test('redis store: a replica started while Redis is down says so once, then that it connected', async t => {
+  const redis = await startRedis(t)
+  await redis.stop()
+  const changes: Array<[boolean, boolean]> = []
+  const store = new RedisStore({ url: redis.url, prefix: 'late:', onHealthChange: (healthy, first) => { changes.push([healthy, first]) } })
+  t.teardown(async () => { await store.close() })
+  for (let i = 0; i < 80 && changes.length === 0; i++) await sleep(25)
+  t.same(changes, [[false, true]], 'unreachable from the start')
+  await redis.start()
+  t.ok(await store.connected(5000))
+  t.same(changes, [[false, true], [true, false]])
 })
