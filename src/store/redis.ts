@@ -44,6 +44,10 @@ export interface RedisStoreOptions {
   commandTimeoutMs?: number
 }
 
+function pendingId (namespace: string, key: string): string {
+  return `${namespace}\u0000${key}`
+}
+
 export class RedisStore implements StateStore {
   readonly kind = 'redis' as const
   private readonly client: Redis
@@ -108,7 +112,7 @@ export class RedisStore implements StateStore {
   }
 
   private remember (write: PendingWrite): void {
-    const id = `${write.namespace}\u0000${write.key}`
+    const id = pendingId(write.namespace, write.key)
     this.pending.delete(id)
     this.pending.set(id, write)
     if (this.pending.size > MAX_PENDING) this.pending.delete(this.pending.keys().next().value!)
@@ -138,6 +142,9 @@ export class RedisStore implements StateStore {
       try {
         const json = await this.client.get(this.redisKey(namespace, key))
         if (json !== null) return JSON.parse(json) as T
+        // Redis is the truth while it answers (another replica may have deleted the record); memory
+        // only for a write of this replica's that has not reached Redis yet.
+        if (!this.pending.has(pendingId(namespace, key))) return undefined
       } catch {
         this.healthChanged()
       }
@@ -145,13 +152,18 @@ export class RedisStore implements StateStore {
     return await this.local.get<T>(namespace, key)
   }
 
+  // Commands go to Redis in the order they are called (nothing awaited before), so a read made
+  // after a write that is not awaited yet still sees it.
   async set (namespace: string, key: string, value: unknown, ttlMs: number): Promise<void> {
-    await this.local.set(namespace, key, value, ttlMs)
+    const kept = this.local.set(namespace, key, value, ttlMs)
     const json = JSON.stringify(value)
     const write = { namespace, key, json, expiresAt: Date.now() + ttlMs }
-    if (!this.healthy) return this.remember(write)
+    if (!this.healthy) {
+      this.remember(write)
+      return await kept
+    }
     try {
-      await this.client.set(this.redisKey(namespace, key), json, 'PX', Math.max(1, Math.round(ttlMs)))
+      await Promise.all([kept, this.client.set(this.redisKey(namespace, key), json, 'PX', Math.max(1, Math.round(ttlMs)))])
     } catch {
       this.remember(write)
       this.healthChanged()
@@ -159,11 +171,14 @@ export class RedisStore implements StateStore {
   }
 
   async delete (namespace: string, key: string): Promise<void> {
-    await this.local.delete(namespace, key)
+    const dropped = this.local.delete(namespace, key)
     const write = { namespace, key, json: undefined, expiresAt: 0 }
-    if (!this.healthy) return this.remember(write)
+    if (!this.healthy) {
+      this.remember(write)
+      return await dropped
+    }
     try {
-      await this.client.del(this.redisKey(namespace, key))
+      await Promise.all([dropped, this.client.del(this.redisKey(namespace, key))])
     } catch {
       this.remember(write)
       this.healthChanged()

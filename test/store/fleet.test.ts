@@ -170,7 +170,7 @@ t.test('a client-chosen prompt id submitted through replica A resolves on B and 
 t.test('a finished entry costs the fleet one detail call; a delete or clear through one replica hides it on every replica', async t => {
   const redis = await startRedis(t)
   const cloud = await simulator(t, { stepMs: 5 })
-  const [a, b, c] = await fleet(t, 3, { cloudUrl: cloud.url, apiKey: cloud.key, redisUrl: redis.url })
+  const [a, b, c] = await fleet(t, 3, { cloudUrl: cloud.url, apiKey: cloud.key, redisUrl: redis.url, listTtlMs: 200 })
   const finished = async (url: string, seed: number): Promise<string> => {
     const submitted = await postJson(`${url}/prompt`, { prompt: defaultGraph(seed, 64, 64, 2) })
     const id = submitted.body.prompt_id as string
@@ -185,9 +185,11 @@ t.test('a finished entry costs the fleet one detail call; a delete or clear thro
   t.same((await getJson(`${c.url}/history/${first}`)).body, onA)
   t.equal(details(first), 1, '…without asking the cloud again (nor does C)')
 
-  t.equal((await postJson(`${a.url}/history`, { delete: [first] })).status, 200)
-  t.same((await getJson(`${b.url}/history/${first}`)).body, {}, 'deleted through A: gone on B, which had it in memory')
+  t.equal((await postJson(`${b.url}/history`, { delete: [first] })).status, 200)
+  t.same((await getJson(`${a.url}/history/${first}`)).body, {}, 'deleted through B: gone on A, which fetched it and had it in memory')
   t.same((await getJson(`${c.url}/history/${first}`)).body, {}, 'and on C')
+  await sleep(300)
+  t.same((await getJson(`${a.url}/history/${first}`)).body, {}, 'and it stays gone on A once LIST_TTL_MS has passed')
 
   const second = await finished(a.url, 12)
   t.ok((await getJson(`${c.url}/history/${second}`)).body[second], 'C holds the second entry')

@@ -118,6 +118,20 @@ t.test('redis store: two replicas share records, one bucket and messages', async
   t.same(got, ['from A'], 'published on A, heard on B')
 })
 
+t.test('redis store: a record deleted through one replica is gone on the replica that wrote it', async t => {
+  const redis = await startRedis(t)
+  const a = new RedisStore({ url: redis.url, prefix: 'deleted:' })
+  const b = new RedisStore({ url: redis.url, prefix: 'deleted:' })
+  t.teardown(async () => { await a.close(); await b.close() })
+  t.ok(await a.connected() && await b.connected())
+  await a.set('entry', 'job-1', { json: '{}' }, 60_000)
+  await b.delete('entry', 'job-1')
+  t.equal(await a.get('entry', 'job-1'), undefined, 'A does not answer from its own copy')
+  await b.set('entry', 'job-2', 'from B', 60_000)
+  await a.set('entry', 'job-2', 'from A', 60_000)
+  t.equal(await b.get('entry', 'job-2'), 'from A', 'the newest write wins for everyone')
+})
+
 t.test('redis store: serves from memory while Redis is down and catches up when it returns', async t => {
   const redis = await startRedis(t)
   const changes: Array<[boolean, boolean]> = []
