@@ -43,16 +43,26 @@ if (command === 'doctor') {
     process.stderr.write(`Invalid --port: ${values.port ?? process.env.PORT}\n`)
     process.exit(2)
   }
+  /** A whole number from the environment; a bad one stops here (Number('abc') would silently be NaN: unbounded). */
+  const integer = (name: string, fallback: number, min: number): number => {
+    const raw = process.env[name]
+    const value = raw === undefined || raw === '' ? fallback : Number(raw)
+    if (!Number.isInteger(value) || value < min) {
+      process.stderr.write(`Invalid ${name}: ${raw ?? ''} (a whole number, at least ${min})\n`)
+      process.exit(2)
+    }
+    return value
+  }
   const apiKey = process.env.SIMULATOR_API_KEY ?? 'comfyui-simulator-key'
   const simulator = await startSimulator({
     apiKeys: [apiKey],
     host: values.host ?? process.env.HOST ?? '127.0.0.1',
     port,
-    concurrency: Number(process.env.SIMULATOR_CONCURRENCY ?? 1),
-    stepMs: Number(process.env.SIMULATOR_STEP_MS ?? 50),
+    concurrency: integer('SIMULATOR_CONCURRENCY', 1, 1),
+    stepMs: integer('SIMULATOR_STEP_MS', 50, 0),
     profile: process.env.SIMULATOR_PROFILE === 'current' ? 'current' : 'spec',
     models: parseModelList(process.env.SIMULATOR_MODELS ?? ''),
-    maxJobs: Number(process.env.SIMULATOR_MAX_JOBS ?? DEFAULT_MAX_JOBS),
+    maxJobs: integer('SIMULATOR_MAX_JOBS', DEFAULT_MAX_JOBS, 1),
     logger: { level: process.env.LOG_LEVEL ?? 'info' }
   })
   process.stdout.write(`Comfy Cloud simulator listening on ${simulator.url} (API key: ${apiKey})\n`)

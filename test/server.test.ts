@@ -63,3 +63,9 @@ t.test('the CLI explains its usage', async t => {
   const bad = run('src/cli.ts', ['frobnicate'], {})
   t.equal(await bad.exited, 2)
 })
+
+t.test('the CLI simulator refuses a SIMULATOR_MAX_JOBS that is not a whole number instead of keeping every job', async t => {
+  const simulator = run('src/cli.ts', ['simulate', '--port', '0'], { SIMULATOR_MAX_JOBS: 'lots' })
+  t.equal(await simulator.exited, 2)
+  t.match(simulator.output(), /Invalid SIMULATOR_MAX_JOBS: lots/)
+})

@@ -1,6 +1,6 @@
 /**
  * The web UI's settings (`/settings`), which local ComfyUI keeps in `user/default/comfy.settings.json`.
- * One small asynchronous interface so the state store (issue 13) can hold them later; in memory for now.
+ * One small asynchronous interface: in memory by default, on the state store with STATE_FILE or REDIS_URL.
  */
 
 import type { StateStore } from './store.js'

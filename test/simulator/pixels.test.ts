@@ -298,7 +298,7 @@ t.test('PreviewImage writes the same pixels as temp files; SaveImage embeds the 
   t.match(saved, /tEXtprompt\0\{"1": \{"class_type": "EmptyImage"/, 'the prompt in a tEXt chunk, as json.dumps writes it')
 })
 
-t.test('validation: unknown classes, upload names, links to missing nodes', async t => {
+t.test('validation: unknown classes and upload names (links to missing nodes: prompt.test.ts)', async t => {
   const sim = await startSim(t)
   const unknown = await sim.json('/api/prompt', { method: 'POST', json: { prompt: { 1: { class_type: 'NotACoreNode', inputs: {} }, ...save('1') } } })
   t.equal(unknown.status, 400)

@@ -100,12 +100,18 @@ t.test('redis store', async t => {
   })
 })
 
-t.test('redis store: two replicas share records, one bucket and messages', async t => {
-  const redis = await startRedis(t)
-  const a = new RedisStore({ url: redis.url, prefix: 'fleet:' })
-  const b = new RedisStore({ url: redis.url, prefix: 'fleet:' })
+/** Two replicas' stores on one Redis, connected before the test goes on. */
+async function twoReplicas (t: Test, url: string, prefix: string): Promise<[RedisStore, RedisStore]> {
+  const a = new RedisStore({ url, prefix })
+  const b = new RedisStore({ url, prefix })
   t.teardown(async () => { await a.close(); await b.close() })
   t.ok(await a.connected() && await b.connected())
+  return [a, b]
+}
+
+t.test('redis store: two replicas share records, one bucket and messages', async t => {
+  const redis = await startRedis(t)
+  const [a, b] = await twoReplicas(t, redis.url, 'fleet:')
   await a.set('ids', 'p1', 'cloud-1', 60_000)
   t.equal(await b.get('ids', 'p1'), 'cloud-1', 'written on A, read on B')
   const grants = [await a.reserve('cloud', 1, 2, 0), await b.reserve('cloud', 1, 2, 0), await a.reserve('cloud', 1, 2, 0)]
@@ -120,10 +126,7 @@ t.test('redis store: two replicas share records, one bucket and messages', async
 
 t.test('redis store: a record deleted through one replica is gone on the replica that wrote it', async t => {
   const redis = await startRedis(t)
-  const a = new RedisStore({ url: redis.url, prefix: 'deleted:' })
-  const b = new RedisStore({ url: redis.url, prefix: 'deleted:' })
-  t.teardown(async () => { await a.close(); await b.close() })
-  t.ok(await a.connected() && await b.connected())
+  const [a, b] = await twoReplicas(t, redis.url, 'deleted:')
   await a.set('entry', 'job-1', { json: '{}' }, 60_000)
   await b.delete('entry', 'job-1')
   t.equal(await a.get('entry', 'job-1'), undefined, 'A does not answer from its own copy')
