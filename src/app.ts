@@ -15,7 +15,7 @@ import { CircuitBreaker } from './cloud/breaker.js'
 import { CloudBudget } from './cloud/budget.js'
 import { Jobs } from './jobs/jobs.js'
 import { ProxyCache } from './cache.js'
-import { Submissions } from './submissions.js'
+import { Submissions } from './jobs/submissions.js'
 import { MemorySettingsStore, StoredSettings, type SettingsStore } from './store/settings.js'
 import { createStore, type StateStore } from './store/index.js'
 import { PromptIds, type PromptIdMap } from './jobs/prompt-ids.js'
@@ -164,7 +164,7 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
     retries: config.cloudRetries,
     logger: app.log,
     breaker: new CircuitBreaker(config.breakerThreshold, config.breakerCooldownMs),
-    budget: new CloudBudget(config.cloudMaxRps, metrics.budgetObserver(), store.kind === 'redis'
+    budget: new CloudBudget(config.cloudMaxRps, metrics.budgetObserver(), store.shared
       ? {
           reserve: async (rate, burst, maxWaitMs) => await store.reserve('cloud', rate, burst, maxWaitMs),
           announcePause: ms => { store.publish('budget-pause', String(ms)).catch(() => {}) }
@@ -183,7 +183,7 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
   store.subscribe('budget-pause', message => { app.cloud.budget.pauseFromFleet(Number(message)) })
   app.decorate('jobs', new Jobs(app.cloud, app.cache, config, app.promptIds, store))
   app.decorate('submissions', new Submissions(store, config.cloudTimeoutMs))
-  app.decorate<SettingsStore>('settings', store.kind === 'memory' ? new MemorySettingsStore() : new StoredSettings(store))
+  app.decorate<SettingsStore>('settings', !store.durable ? new MemorySettingsStore() : new StoredSettings(store))
   metrics.watchStore(store)
   app.decorate('cloudCheck', { startup: undefined })
   if (options.startupCheck === true) {

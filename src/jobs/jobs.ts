@@ -75,7 +75,7 @@ export class Jobs {
 
   /** The fleet shares what each replica learns (Redis); a single proxy has nobody to tell. */
   private get fleet (): StateStore | undefined {
-    return this.store?.kind === 'redis' ? this.store : undefined
+    return this.store?.shared === true ? this.store : undefined
   }
 
   private tell (id: string, state: TrackedState): void {

@@ -91,8 +91,8 @@ export class PromptIds implements PromptIdMap {
         if (this.byClient.get(known.clientId) === cloudId) this.byClient.delete(known.clientId)
       }
     })
-    this.store = store?.kind === 'memory' ? undefined : store
-    if (store?.kind === 'redis') store.subscribe(CHANNEL, message => { this.heard(message) })
+    this.store = store?.durable === true ? store : undefined
+    if (store?.shared === true) store.subscribe(CHANNEL, message => { this.heard(message) })
   }
 
   async remember (prompt: SubmittedPrompt): Promise<void> {
@@ -108,7 +108,7 @@ export class PromptIds implements PromptIdMap {
     } catch {
       // The store keeps serving from memory when its backend is down (and catches up): nothing to add here.
     }
-    if (store.kind === 'redis') await store.publish(CHANNEL, JSON.stringify({ ...prompt, replica: this.replica } satisfies Remembered)).catch(() => {})
+    if (store.shared) await store.publish(CHANNEL, JSON.stringify({ ...prompt, replica: this.replica } satisfies Remembered)).catch(() => {})
   }
 
   async load ({ client = [], cloud = [] }: IdsToLoad): Promise<void> {

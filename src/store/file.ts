@@ -20,6 +20,7 @@ interface Write { run: () => void, resolve: () => void, reject: (error: unknown)
 
 export class FileStore extends SingleProcessStore {
   readonly kind = 'file' as const
+  readonly durable = true
   private readonly db: Database.Database
   private readonly statements: {
     get: Database.Statement<[string, string, number], { value: string }>

@@ -4,6 +4,7 @@ import { SingleProcessStore } from './store.js'
 
 export class MemoryStore extends SingleProcessStore {
   readonly kind = 'memory' as const
+  readonly durable = false
   private readonly records: LRUCache<string, string>
 
   constructor ({ maxRecords = 100_000, now = Date.now }: { maxRecords?: number, now?: () => number } = {}) {

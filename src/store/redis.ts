@@ -50,6 +50,8 @@ function pendingId (namespace: string, key: string): string {
 
 export class RedisStore implements StateStore {
   readonly kind = 'redis' as const
+  readonly durable = true
+  readonly shared = true
   private readonly client: Redis
   private readonly subscriber: Redis
   private readonly prefix: string
@@ -118,7 +120,11 @@ export class RedisStore implements StateStore {
     if (this.pending.size > MAX_PENDING) this.pending.delete(this.pending.keys().next().value!)
   }
 
-  /** Redis is back: replay what was written meanwhile, then report healthy. */
+  /**
+   * Redis is back: replay what was written meanwhile, then report healthy. A replayed write wins over
+   * one another replica made during the outage: the proxy writes most keys once (a prompt's ids, its
+   * submitter), and the rest are short-lived caches or a setting the user last changed here.
+   */
   private async catchUp (): Promise<void> {
     const writes = [...this.pending.values()]
     this.pending.clear()

@@ -14,6 +14,10 @@ export type StoreKind = 'memory' | 'file' | 'redis'
 
 export interface StateStore {
   readonly kind: StoreKind
+  /** records outlive this process (file, Redis): worth writing what a restart must know */
+  readonly durable: boolean
+  /** other replicas read the same records and hear the same messages (Redis) */
+  readonly shared: boolean
   /** false while a shared backend is unreachable and this replica serves from memory alone */
   readonly healthy: boolean
   get: <T = unknown>(namespace: string, key: string) => Promise<T | undefined>
@@ -49,6 +53,8 @@ export class LocalBuckets {
 /** What the memory and file stores share: one process is the whole fleet, so the bucket and messages are local. */
 export abstract class SingleProcessStore implements StateStore {
   abstract readonly kind: StoreKind
+  abstract readonly durable: boolean
+  readonly shared = false
   readonly healthy = true
   protected readonly buckets: LocalBuckets
   private readonly channels = new EventEmitter()

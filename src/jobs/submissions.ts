@@ -14,10 +14,10 @@
  */
 import { randomUUID } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
-import type { Json } from './cloud/types.js'
-import { localExtraData } from './compat/history.js'
-import type { StateStore } from './store/index.js'
-import { MemoryStore } from './store/memory.js'
+import type { Json } from '../cloud/types.js'
+import { localExtraData } from '../compat/history.js'
+import type { StateStore } from '../store/index.js'
+import { MemoryStore } from '../store/memory.js'
 
 export interface Submission {
   clientId: string | undefined
@@ -54,15 +54,13 @@ export class Submissions {
   private readonly replica = randomUUID()
   private nextTicket = 0
   private waiters: Array<{ pending: Set<string>, callback: () => void }> = []
-  private readonly shared: boolean
 
   /**
    * @param store where records live beyond this process (memory: nowhere else)
    * @param remoteSubmitMs how long another replica's submit may hold frames here at most
    */
   constructor (private readonly store: StateStore = new MemoryStore(), private readonly remoteSubmitMs = 30_000) {
-    this.shared = store.kind !== 'memory'
-    if (store.kind === 'redis') store.subscribe(CHANNEL, message => { this.remote(message) })
+    if (store.shared) store.subscribe(CHANNEL, message => { this.remote(message) })
   }
 
   /**
@@ -104,7 +102,7 @@ export class Submissions {
     const kept: Kept = { clientId, extraData: text.length <= EXTRA_DATA_MAX_BYTES ? text : undefined }
     this.byId.set(promptId, kept)
     this.unknown.delete(promptId)
-    if (this.shared) await this.store.set(NAMESPACE, promptId, kept, TTL_MS).catch(() => {})
+    if (this.store.durable) await this.store.set(NAMESPACE, promptId, kept, TTL_MS).catch(() => {})
   }
 
   get (promptId: string): Submission | undefined {
@@ -119,7 +117,7 @@ export class Submissions {
 
   /** Brings the records of these prompts into memory from the store (another replica's or an earlier run's). */
   async load (promptIds: Iterable<string>): Promise<void> {
-    if (!this.shared) return
+    if (!this.store.durable) return
     const missing = [...promptIds].filter(id => !this.byId.has(id) && (this.owners.has(id) || !this.unknown.has(id)))
     await Promise.all(missing.map(async id => { await this.fetch(id) }))
   }
@@ -130,7 +128,7 @@ export class Submissions {
    * ask when memory is the store.
    */
   lookUp (promptId: string, alsoLoad?: () => Promise<void>): void {
-    if (!this.shared || this.has(promptId) || this.unknown.has(promptId) || this.lookingUp.has(promptId)) return
+    if (!this.store.durable || this.has(promptId) || this.unknown.has(promptId) || this.lookingUp.has(promptId)) return
     const ticket = `lookup:${promptId}`
     this.lookingUp.add(promptId)
     this.inFlight.add(ticket)
@@ -167,7 +165,7 @@ export class Submissions {
   }
 
   private announce (message: SubmitMessage): void {
-    if (this.store.kind === 'redis') this.store.publish(CHANNEL, JSON.stringify(message)).catch(() => {})
+    if (this.store.shared) this.store.publish(CHANNEL, JSON.stringify(message)).catch(() => {})
   }
 
   /** Another replica's submit: hold frames here as well until it ends (never longer than remoteSubmitMs). */

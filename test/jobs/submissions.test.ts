@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Submissions } from '../src/submissions.js'
+import { Submissions } from '../../src/jobs/submissions.js'
 
 t.test('regression: held WebSocket frames waited for every later submit too (never released under overlapping submits)', async t => {
   const submissions = new Submissions()
