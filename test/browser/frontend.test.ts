@@ -4,11 +4,10 @@
  * simulator, with PROXY_AUTH_TOKEN set so the browser must get in with the `?token=` cookie.
  */
 import t from 'tap'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { chromium, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
+import { openBrowser } from '../fixtures/browser.js'
 import { getJson, startStack } from '../helpers.js'
 
 const FRONTEND_DIR = fileURLToPath(new URL('../fixtures/frontend', import.meta.url))
@@ -45,9 +44,6 @@ const FIRST_VISIT = [
 /** After the reload it reopens the saved workflow. */
 const RELOADED = ['GET /api/userdata/workflows%2Ffixture%20workflow.json']
 
-const BROWSER_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync']
-
 interface Startup {
   log: Array<{ method: string, path: string, status: number, type: string | null }>
   done: boolean
@@ -63,13 +59,7 @@ async function loaded (page: Page): Promise<Startup> {
 t.test('the web UI starts, keeps a setting and a saved workflow over a reload, and runs a job', async t => {
   const token = 'browser-token-0123456789'
   const stack = await startStack(t, { frontendDir: FRONTEND_DIR, templatesDir: TEMPLATES_DIR, proxyAuthToken: token })
-  const userDataDir = mkdtempSync(join(tmpdir(), 'ccp-chromium-'))
-  const context = await chromium.launchPersistentContext(userDataDir, { executablePath: '/usr/bin/chromium', headless: true, args: BROWSER_ARGS })
-  t.teardown(async () => {
-    await context.close()
-    rmSync(userDataDir, { recursive: true, force: true })
-  })
-  const page = context.pages()[0] ?? await context.newPage()
+  const page = await openBrowser(t)
   const failures: string[] = []
   page.on('response', response => { if (response.status() >= 400) failures.push(`${response.status()} ${response.url()}`) })
   page.on('requestfailed', request => { failures.push(`failed ${request.url()}: ${request.failure()?.errorText ?? ''}`) })
@@ -78,7 +68,7 @@ t.test('the web UI starts, keeps a setting and a saved workflow over a reload, a
   t.equal((await getJson(`${stack.url}/api/settings`)).status, 401, 'without the token the API stays closed')
   await page.goto(`${stack.url}/?token=${token}`)
   t.equal(page.url(), `${stack.url}/`, 'the token left the address bar for an HttpOnly cookie')
-  const cookies = await context.cookies(stack.url)
+  const cookies = await page.context().cookies(stack.url)
   t.equal(cookies.length, 1)
   t.equal(cookies[0].httpOnly, true)
   t.equal(cookies[0].sameSite, 'Strict')

@@ -5,16 +5,13 @@
  * test/artifacts/ (git-ignored).
  */
 import t from 'tap'
-import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { chromium } from 'playwright-core'
+import { openBrowser } from '../fixtures/browser.js'
 import { defaultGraph, getJson, startStack, waitFor } from '../helpers.js'
 
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url))
-const BROWSER_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync']
 
 t.test('the status page shows the check, jobs in flight and the latest jobs with thumbnails, refreshing itself', async t => {
   const token = 'status-page-token-0123456789'
@@ -30,13 +27,7 @@ t.test('the status page shows the check, jobs in flight and the latest jobs with
   await finished(await submit(2))
   t.equal((await getJson(`${stack.url}/proxy/status.json`)).status, 401, 'the status needs the token too')
 
-  const userDataDir = mkdtempSync(join(tmpdir(), 'ccp-status-chromium-'))
-  const context = await chromium.launchPersistentContext(userDataDir, { executablePath: '/usr/bin/chromium', headless: true, args: BROWSER_ARGS, viewport: { width: 1100, height: 900 } })
-  t.teardown(async () => {
-    await context.close()
-    rmSync(userDataDir, { recursive: true, force: true })
-  })
-  const page = context.pages()[0] ?? await context.newPage()
+  const page = await openBrowser(t, { viewport: { width: 1100, height: 900 } })
   const failures: string[] = []
   page.on('pageerror', error => { failures.push(`page error: ${error.message}`) })
   page.on('response', response => { if (response.status() >= 400) failures.push(`${response.status()} ${response.url()}`) })

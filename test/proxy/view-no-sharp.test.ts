@@ -2,15 +2,9 @@
  * A platform where sharp (libvips) cannot load: the proxy starts and serves files, and only a
  * preview= answers 501 with a JSON error. This file's process resolves no `sharp` at all.
  */
-import { register } from 'node:module'
+import '../fixtures/no-sharp.js'
 import t from 'tap'
 import { defaultGraph, runJob, startStack } from '../helpers.js'
-
-const NO_SHARP = `export async function resolve (specifier, context, next) {
-  if (specifier === 'sharp') throw Object.assign(new Error("Cannot find package 'sharp'"), { code: 'ERR_MODULE_NOT_FOUND' })
-  return await next(specifier, context)
-}`
-register(`data:text/javascript,${encodeURIComponent(NO_SHARP)}`)
 
 t.test('without sharp a preview is 501 preview_unavailable and the file itself is still served', async t => {
   await t.rejects(import('sharp'), { code: 'ERR_MODULE_NOT_FOUND' }, 'sharp cannot be loaded here')

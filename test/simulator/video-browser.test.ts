@@ -2,14 +2,10 @@
  * The MP4 and WebM files the simulator writes play in a real browser: Debian's Chromium decodes each frame and the
  * MP4's audio, and the colours drawn on a canvas are the colours that went in.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { chromium } from 'playwright-core'
 import t from 'tap'
+import { openBrowser } from '../fixtures/browser.js'
 import { download, startSim, submit, waitForStatus } from './fixtures/helpers.js'
 
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 const COLOURS = [[220, 40, 30], [30, 200, 60], [40, 50, 230]]
 const FPS = 4
 
@@ -65,13 +61,7 @@ t.test('Chromium plays SaveVideo MP4 (with its audio) and SaveWEBM WebM with the
   const done = await waitForStatus(sim, await submit(sim, { prompt }), ['completed', 'failed'])
   t.equal(done.status, 'completed')
 
-  const userDataDir = mkdtempSync(join(tmpdir(), 'ccp-chromium-video-'))
-  const context = await chromium.launchPersistentContext(userDataDir, { executablePath: '/usr/bin/chromium', headless: true, args: ARGS })
-  t.teardown(async () => {
-    await context.close()
-    rmSync(userDataDir, { recursive: true, force: true })
-  })
-  const page = context.pages()[0] ?? await context.newPage()
+  const page = await openBrowser(t)
   for (const [node, type] of [['7', 'video/mp4'], ['8', 'video/webm']]) {
     const bytes = (await download(sim, done.outputs[node].images[0])).bytes
     // a fifth into each frame: Chromium seeks MP4 to the nearest frame and WebM to the one before, which agree there

@@ -3,15 +3,9 @@
  * included, and only the savers that need sharp fail, with a Python-style error naming it.
  * This file's process resolves no `sharp` at all.
  */
-import { register } from 'node:module'
+import '../fixtures/no-sharp.js'
 import t from 'tap'
 import { startSim, submit, waitForStatus } from './fixtures/helpers.js'
-
-const NO_SHARP = `export async function resolve (specifier, context, next) {
-  if (specifier === 'sharp') throw Object.assign(new Error("Cannot find package 'sharp'"), { code: 'ERR_MODULE_NOT_FOUND' })
-  return await next(specifier, context)
-}`
-register(`data:text/javascript,${encodeURIComponent(NO_SHARP)}`)
 
 t.test('without sharp: SaveVideo and SaveAnimatedPNG run, SaveAnimatedWEBP fails with ModuleNotFoundError', async t => {
   await t.rejects(import('sharp'), { code: 'ERR_MODULE_NOT_FOUND' }, 'sharp cannot be loaded here')
