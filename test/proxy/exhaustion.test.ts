@@ -32,8 +32,8 @@ t.test('slow uploads hang everything: stalled uploads hold only the streaming po
   const started = performance.now()
   const prompt = await getJson(`${stack.url}/prompt`, { signal: AbortSignal.timeout(4000) })
   t.equal(prompt.status, 200, `GET /prompt answers while 12 uploads stall (${Math.round(performance.now() - started)} ms)`)
-  const queue = await getJson(`${stack.url}/queue`, { signal: AbortSignal.timeout(4000) })
-  t.equal(queue.status, 200, 'and so does /queue')
+  const read = await getJson(`${stack.url}/history/00000000-0000-4000-8000-000000000801`, { signal: AbortSignal.timeout(4000) })
+  t.equal(read.status, 200, 'and so does a read that makes a cloud call (/history/{id} of an unknown id)')
   const closed = await Promise.race([Promise.all(answers), new Promise<undefined>(resolve => setTimeout(() => { resolve(undefined) }, 10_000))])
   t.ok(closed !== undefined, 'every stalled upload was closed within BODY_TIMEOUT_MS (plus a wait for a streaming connection)')
   const timedOut = (closed ?? []).filter(text => text.startsWith('HTTP/1.1 408 '))
@@ -44,14 +44,17 @@ t.test('slow uploads hang everything: stalled uploads hold only the streaming po
 
 t.test('a cloud call waiting for a pool connection ignored CLOUD_TIMEOUT_MS', async t => {
   const stack = await startStack(t, { cloudConnections: 1, cloudTimeoutMs: 600, cloudRetries: 0, listTtlMs: 0 })
-  stack.simulator.app.simulator.faults.set('GET /api/prompt', { latencyMs: 500 })
+  // Six different unknown ids: each costs its own cloud call (GET /prompt no longer makes one: the tracker answers it).
+  stack.simulator.app.simulator.faults.set('GET /api/jobs/:job_id', { latencyMs: 500 })
   const started = performance.now()
-  const answers = await Promise.all(Array.from({ length: 6 }, async () => {
-    const answer = await getJson(`${stack.url}/prompt`)
+  const answers = await Promise.all(Array.from({ length: 6 }, async (_, i) => {
+    const answer = await getJson(`${stack.url}/history/00000000-0000-4000-8000-00000000070${i}`)
     return { status: answer.status, type: answer.body?.error?.type as string | undefined, ms: performance.now() - started }
   }))
   t.ok(answers.some(answer => answer.status === 200), 'the first call is answered')
-  for (const answer of answers.filter(answer => answer.status !== 200)) t.same([answer.status, answer.type], [504, 'cloud_timeout'], 'the others time out')
+  const timedOut = answers.filter(answer => answer.status !== 200)
+  t.ok(timedOut.length >= 1, `calls that waited for the one connection timed out (${timedOut.length} of 6)`)
+  for (const answer of timedOut) t.same([answer.status, answer.type], [504, 'cloud_timeout'], 'the others time out')
   const slowest = Math.max(...answers.map(answer => answer.ms))
   // Queued behind one another, the sixth call answered after about 6 × 500 ms; bounded, every call ends near 600 ms.
   t.ok(slowest < 2200, `every call ended within CLOUD_TIMEOUT_MS plus a margin (slowest ${Math.round(slowest)} ms)`)
