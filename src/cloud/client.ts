@@ -62,6 +62,13 @@ export interface CloudResponse<T = unknown> {
   status: number
   headers: Record<string, string | string[] | undefined>
   body: T
+  /** list items the cloud sent that failed their own schema and were dropped from `body` */
+  dropped?: number
+}
+
+/** Lists whose items are checked one by one, so that one bad item costs that item, not the page (drift §1.6). */
+const LIST_ITEMS: Partial<Record<CloudSchemaName, { field: string, schema: CloudSchemaName }>> = {
+  JobsListResponse: { field: 'jobs', schema: 'JobEntry' }
 }
 
 /** Encodes one path segment so that no id can change which cloud path is called (`..`, `/`, `?`, `#`). */
@@ -353,6 +360,12 @@ export class CloudClient {
           this.observer.schemaFailure(call.schema)
           throw new ProxyError(502, 'cloud_schema_mismatch', `Comfy Cloud answered an unexpected ${call.schema}: field ${field} ${message}`,
             `${call.method} ${call.path}`, { field, schema: call.schema })
+        }
+        const list = LIST_ITEMS[call.schema]
+        if (list !== undefined) {
+          const items = (response.body as Record<string, unknown[]>)[list.field]
+          const valid = this.validItems(items, list.schema, `${call.method} ${call.path}`)
+          return { ...response, body: { ...response.body, [list.field]: valid }, dropped: items.length - valid.length }
         }
       }
       return response

@@ -49,15 +49,14 @@ interface FinishedPage {
 async function finishedJobsPage (fastify: FastifyInstance, request: PageRequest): Promise<FinishedPage> {
   const key = 'after' in request ? `jobs:after:${request.after}:${request.limit}` : `jobs:${request.offset}:${request.limit}`
   return await fastify.cache.shared(key, async () => {
-    const { body } = await fastify.cloud.call<JobsList>({
+    const { body, dropped = 0 } = await fastify.cloud.call<JobsList>({
       method: 'GET',
       path: '/api/jobs',
       query: { status: FINISHED_STATUSES, sort_by: 'create_time', sort_order: 'desc', ...request },
       schema: 'JobsListResponse'
     })
-    const jobs = fastify.cloud.validItems<JobEntry>(body.jobs, 'JobEntry', 'GET /api/jobs')
     const { offset, total, has_more: hasMore, next_cursor: nextCursor } = body.pagination
-    return { ids: jobs.map(job => job.id), listed: body.jobs.length, offset, total, hasMore, nextCursor: nextCursor === '' ? undefined : nextCursor }
+    return { ids: body.jobs.map(job => job.id), listed: body.jobs.length + dropped, offset, total, hasMore, nextCursor: nextCursor === '' ? undefined : nextCursor }
   })
 }
 

@@ -375,6 +375,17 @@ for (const historySource of SOURCES) {
   })
 }
 
+t.test('one bad job in a cloud list is dropped on every route that lists jobs, not only /history (/api/jobs)', async t => {
+  const stack = await startStack(t, {}, { profile: 'current' })
+  const sim = stack.simulator.app.simulator
+  const jobs = seedFinished(stack, 3)
+  const bad = sim.seedJob(stack.key, { status: 'completed', create_time: BASE_TIME + 1500, execution_start_time: BASE_TIME + 1501, workflow_id: 5 as unknown as string })
+  const { status, body } = await getJson(`${stack.url}/api/jobs`)
+  t.equal(status, 200)
+  t.same(body.jobs.map((job: { id: string }) => job.id).sort(), jobs.map(job => job.id).sort(), 'the bad job is left out')
+  t.notOk(JSON.stringify(body).includes(bad.id))
+})
+
 for (const profile of PROFILES) {
   t.test(`lists longer than one cloud page stay exact (${profile} cloud: ${profile === 'spec' ? 'offset' : 'cursor'} paging)`, async t => {
     const stack = await startStack(t, { historyMaxEntries: 1100 }, { profile })
