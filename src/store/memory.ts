@@ -1,4 +1,4 @@
-/** The memory store: one process, bounded by record count, lost on restart (the default for `npm start`). */
+/** The memory store: one process, bounded by record count and by bytes, lost on restart (the default for `npm start`). */
 import { LRUCache } from 'lru-cache'
 import { SingleProcessStore } from './store.js'
 
@@ -7,9 +7,9 @@ export class MemoryStore extends SingleProcessStore {
   readonly durable = false
   private readonly records: LRUCache<string, string>
 
-  constructor ({ maxRecords = 100_000, now = Date.now }: { maxRecords?: number, now?: () => number } = {}) {
+  constructor ({ maxRecords = 100_000, maxBytes = 64 * 1024 * 1024, now = Date.now }: { maxRecords?: number, maxBytes?: number, now?: () => number } = {}) {
     super(now)
-    this.records = new LRUCache({ max: maxRecords, perf: { now } })
+    this.records = new LRUCache({ max: maxRecords, maxSize: maxBytes, sizeCalculation: (json, key) => json.length + key.length, perf: { now } })
   }
 
   async get<T = unknown>(namespace: string, key: string): Promise<T | undefined> {
@@ -18,7 +18,12 @@ export class MemoryStore extends SingleProcessStore {
   }
 
   async set (namespace: string, key: string, value: unknown, ttlMs: number): Promise<void> {
-    this.records.set(`${namespace}\u0000${key}`, JSON.stringify(value), { ttl: ttlMs })
+    this.setJson(namespace, key, JSON.stringify(value), ttlMs)
+  }
+
+  /** A value already serialised (the Redis store keeps its copy here without a second JSON.stringify). */
+  setJson (namespace: string, key: string, json: string, ttlMs: number): void {
+    this.records.set(`${namespace}\u0000${key}`, json, { ttl: ttlMs })
   }
 
   async delete (namespace: string, key: string): Promise<void> {

@@ -34,6 +34,7 @@ interface PendingWrite { namespace: string, key: string, json: string | undefine
 
 /** Writes remembered while Redis is down; past this the oldest are dropped (they expire anyway). */
 const MAX_PENDING = 10_000
+const MAX_PENDING_BYTES = 64 * 1024 * 1024
 
 export interface RedisStoreOptions {
   url: string
@@ -58,6 +59,7 @@ export class RedisStore implements StateStore {
   private readonly local = new MemoryStore()
   private readonly localBuckets = new LocalBuckets()
   private readonly pending = new Map<string, PendingWrite>()
+  private pendingBytes = 0
   private readonly listeners = new Map<string, Set<(message: string) => void>>()
   /** undefined until Redis first answered or first failed */
   private wasHealthy: boolean | undefined
@@ -113,11 +115,18 @@ export class RedisStore implements StateStore {
     return `${this.prefix}${namespace}:${key}`
   }
 
+  /** A write to replay when Redis returns; the oldest are dropped past MAX_PENDING writes or MAX_PENDING_BYTES. */
   private remember (write: PendingWrite): void {
     const id = pendingId(write.namespace, write.key)
-    this.pending.delete(id)
+    this.forgetPending(id)
     this.pending.set(id, write)
-    if (this.pending.size > MAX_PENDING) this.pending.delete(this.pending.keys().next().value!)
+    this.pendingBytes += write.json?.length ?? 0
+    while (this.pending.size > MAX_PENDING || this.pendingBytes > MAX_PENDING_BYTES) this.forgetPending(this.pending.keys().next().value!)
+  }
+
+  private forgetPending (id: string): void {
+    this.pendingBytes -= this.pending.get(id)?.json?.length ?? 0
+    this.pending.delete(id)
   }
 
   /**
@@ -128,6 +137,7 @@ export class RedisStore implements StateStore {
   private async catchUp (): Promise<void> {
     const writes = [...this.pending.values()]
     this.pending.clear()
+    this.pendingBytes = 0
     const now = Date.now()
     const pipeline = this.client.pipeline()
     for (const write of writes) {
@@ -161,15 +171,12 @@ export class RedisStore implements StateStore {
   // Commands go to Redis in the order they are called (nothing awaited before), so a read made
   // after a write that is not awaited yet still sees it.
   async set (namespace: string, key: string, value: unknown, ttlMs: number): Promise<void> {
-    const kept = this.local.set(namespace, key, value, ttlMs)
     const json = JSON.stringify(value)
+    this.local.setJson(namespace, key, json, ttlMs)
     const write = { namespace, key, json, expiresAt: Date.now() + ttlMs }
-    if (!this.healthy) {
-      this.remember(write)
-      return await kept
-    }
+    if (!this.healthy) return this.remember(write)
     try {
-      await Promise.all([kept, this.client.set(this.redisKey(namespace, key), json, 'PX', Math.max(1, Math.round(ttlMs)))])
+      await this.client.set(this.redisKey(namespace, key), json, 'PX', Math.max(1, Math.round(ttlMs)))
     } catch {
       this.remember(write)
       this.healthChanged()

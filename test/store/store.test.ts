@@ -71,6 +71,14 @@ t.test('memory store is bounded by record count', async t => {
   t.equal(await store.get('n', 'd'), 'd')
 })
 
+t.test('memory store is bounded by bytes (the Redis store keeps its copy of large entries in one)', async t => {
+  const store = new MemoryStore({ maxBytes: 1000 })
+  const entry = 'x'.repeat(300)
+  for (const key of ['a', 'b', 'c', 'd']) await store.set('entry', key, entry, 60_000)
+  t.equal(await store.get('entry', 'a'), undefined, 'the oldest entry went')
+  t.equal(await store.get('entry', 'd'), entry)
+})
+
 t.test('file store', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'ccp-store-'))
   await contract(t, async () => new FileStore(join(dir, 'state.db')))
