@@ -28,7 +28,7 @@ import { SecretScrubber } from './secrets.js'
 import { scrubAnswers } from './scrub.js'
 import { bodyProgressTimeout, serverTimeouts } from './timeouts.js'
 import { lenientJsonBodies } from './body.js'
-import { quickCheck, type QuickCheck } from './cloud/check.js'
+import { CloudCheck, quickCheck } from './cloud/check.js'
 import healthRoutes from './routes/health.js'
 import historyRoutes from './routes/history.js'
 import promptRoutes from './routes/prompt.js'
@@ -75,7 +75,7 @@ declare module 'fastify' {
     /** finds the server key and PROXY_AUTH_TOKEN in anything relayed to a client */
     secrets: SecretScrubber
     /** the quick cloud check run once at startup (with a key), for /readyz and the status page */
-    cloudCheck: { startup: QuickCheck | undefined }
+    cloudCheck: CloudCheck
   }
   interface FastifyContextConfig {
     /** answer errors as POST /prompt does: {error, node_errors} */
@@ -185,7 +185,7 @@ export function buildApp (config: Config, options: BuildOptions = {}): FastifyIn
   app.decorate('submissions', new Submissions(store, config.cloudTimeoutMs))
   app.decorate<SettingsStore>('settings', !store.durable ? new MemorySettingsStore() : new StoredSettings(store))
   metrics.watchStore(store)
-  app.decorate('cloudCheck', { startup: undefined })
+  app.decorate('cloudCheck', new CloudCheck(app.cloud))
   if (options.startupCheck === true) {
     app.addHook('onListen', async () => {
       // Not awaited: a slow or failing cloud never holds up or stops the server; /readyz reports the verdict.

@@ -37,6 +37,27 @@ export async function quickCheck (cloud: CloudClient): Promise<QuickCheck> {
   }
 }
 
+/**
+ * The quick check as the proxy's routes see it: the startup verdict, and the latest one, shared by
+ * /readyz and the status page and kept for `ttlMs` whatever its outcome (failures too), so that
+ * probes cannot multiply cloud calls.
+ */
+export class CloudCheck {
+  startup: QuickCheck | undefined
+  private probe: { expires: number, check: Promise<QuickCheck> } | undefined
+
+  constructor (private readonly cloud: CloudClient, private readonly ttlMs = 5_000) {}
+
+  async latest (): Promise<QuickCheck> {
+    if (this.probe !== undefined && this.probe.expires > Date.now()) return await this.probe.check
+    const current = { expires: Number.POSITIVE_INFINITY, check: quickCheck(this.cloud) }
+    this.probe = current
+    const check = await current.check
+    current.expires = Date.now() + this.ttlMs
+    return check
+  }
+}
+
 interface Schema {
   $ref?: string
   properties?: Record<string, Schema>

@@ -11,11 +11,6 @@ import type { FastifyPluginAsync } from 'fastify'
 import { ProxyError } from '../errors.js'
 import { EventLoopWatch } from '../event-loop.js'
 import { refuseOtherMethods } from './methods.js'
-import { quickCheck, type QuickCheck } from '../cloud/check.js'
-
-const READY_TTL_MS = 5_000
-
-interface ReadyProbe { expires: number, check: Promise<QuickCheck> }
 
 const healthRoutes: FastifyPluginAsync = async (fastify) => {
   const loop = new EventLoopWatch()
@@ -39,18 +34,8 @@ const healthRoutes: FastifyPluginAsync = async (fastify) => {
     return await reply.type(fastify.metrics.registry.contentType).send(await fastify.metrics.registry.metrics())
   })
 
-  let probe: ReadyProbe | undefined
-  const readiness = async (): Promise<QuickCheck> => {
-    if (probe !== undefined && probe.expires > Date.now()) return await probe.check
-    const current: ReadyProbe = { expires: Number.POSITIVE_INFINITY, check: quickCheck(fastify.cloud) }
-    probe = current
-    const check = await current.check
-    current.expires = Date.now() + READY_TTL_MS
-    return check
-  }
-
   fastify.get('/readyz', async (_request, reply) => {
-    const check = await readiness()
+    const check = await fastify.cloudCheck.latest()
     const startup = fastify.cloudCheck.startup ?? 'not run'
     // A shared store that is down is reported, not fatal: the replica serves from memory meanwhile.
     if (check.ok) return { status: 'ready', state: { store: fastify.store.kind, healthy: fastify.store.healthy }, check, startup_check: startup }

@@ -1,17 +1,15 @@
 /**
  * A page for people: a browser opening the proxy's address gets its status instead of an error.
  * `GET /proxy/status` is the page (also at `/` while no FRONTEND_DIR is set), `GET /proxy/status.json`
- * what it shows: the quick cloud check (shared with /readyz), the cloud budget (CLOUD_MAX_RPS) in use,
+ * what it shows: the quick cloud check (fastify.cloudCheck, shared with /readyz), the cloud budget (CLOUD_MAX_RPS) in use,
  * jobs in flight through this proxy and the
  * latest finished jobs of the account with thumbnails served through /view. No build step: one HTML
  * file with its script inline, which refreshes itself.
  */
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
-import { quickCheck } from '../cloud/check.js'
 import type { JobsList, QueueInfo } from '../cloud/types.js'
 import { STATUS_PAGE } from './status-page.js'
 
-const CHECK_TTL_MS = 5_000
 const LATEST = 8
 
 interface LatestJob { prompt_id: string, status: string, created: number, image?: { filename: string, subfolder: string, type: string } }
@@ -34,8 +32,8 @@ async function latestFinished (fastify: FastifyInstance): Promise<LatestJob[]> {
 
 /** Jobs of the account's queue that were submitted through this proxy. */
 async function inFlight (fastify: FastifyInstance): Promise<Array<{ prompt_id: string, state: 'running' | 'pending', client_id?: string }>> {
-  // The same shared read as GET /queue: the page costs no extra cloud call while clients poll the queue.
-  const queue = await fastify.cache.shared('queue', async () => (await fastify.cloud.call<QueueInfo>({ method: 'GET', path: '/api/queue', schema: 'QueueInfo' })).body)
+  // The same read as GET /queue: no extra cloud call while clients poll the queue, none when the tracker knows it is empty.
+  const queue = await fastify.jobs.queue()
   const ours = (items: QueueInfo['queue_running'], state: 'running' | 'pending'): Array<{ prompt_id: string, state: 'running' | 'pending', client_id?: string }> =>
     items.map(item => item[1]).filter(id => fastify.submissions.has(id)).map(id => {
       const clientId = fastify.submissions.get(id)?.clientId
@@ -62,7 +60,7 @@ const statusRoutes: FastifyPluginAsync = async (fastify) => {
 
   fastify.get('/proxy/status.json', async () => {
     const [check, jobsInFlight, latest] = await Promise.all([
-      fastify.cache.shared('readyz', async () => await quickCheck(fastify.cloud), CHECK_TTL_MS),
+      fastify.cloudCheck.latest(),
       part(async () => await inFlight(fastify)),
       part(async () => await latestFinished(fastify))
     ])

@@ -22,6 +22,16 @@ t.test('/proxy/status.json: in flight are only the jobs submitted through this p
   t.type(status.budget.inUse, 'number')
 })
 
+t.test('/readyz and the status page share one quick check: probing both costs its two calls once', async t => {
+  const stack = await startStack(t)
+  const sim = stack.simulator.app.simulator
+  sim.requests.length = 0
+  t.equal((await getJson(`${stack.url}/readyz`)).status, 200)
+  t.match((await getJson(`${stack.url}/proxy/status.json`)).body.check, { ok: true })
+  t.equal((await getJson(`${stack.url}/readyz`)).status, 200)
+  t.equal(sim.requests.filter(r => r.url === '/api/prompt').length, 1, 'GET /api/prompt once')
+})
+
 t.test('a failing part of the status says why; the rest still shows', async t => {
   const stack = await startStack(t, { cloudRetries: 0 })
   stack.simulator.app.simulator.faults.set('GET /api/queue', { status: 500 })
