@@ -11,7 +11,7 @@ import { executionOrder, isPlainObject, type ApiPrompt } from './nodes.js'
 import { formatInput, runNode, type NodeContext } from './runtime.js'
 import type { FileStore } from './storage.js'
 import { promptOf, TERMINAL, type Account, type ExecutionErrorInfo, type ExecutionMeta, type FileItem, type JobRecord, type NodeOutput, type PreviewOutput, type StatusMessage, type Store } from './store.js'
-import { NodeException } from './tensor.js'
+import { NodeException, OOM_MESSAGE } from './tensor.js'
 import type { SocketHub } from './ws.js'
 import { INTERRUPT_EXCEPTION, type SimulatorProfile } from './profile.js'
 
@@ -43,7 +43,6 @@ class NodeFailure extends Error {
   }
 }
 
-const OOM_MESSAGE = 'Allocation on device\nThe GPU ran out of memory while running this node. Try a smaller image size or batch size.\n'
 
 function traceback (classType: string): string[] {
   return [
@@ -170,9 +169,11 @@ export class Executor {
           const oom = classType === 'KSampler'
           run.inputs = this.currentInputs(prompt, nodeId, values)
           throw new NodeFailure(nodeId, outcome?.exceptionType ?? (oom ? 'torch.OutOfMemoryError' : 'RuntimeError'),
-            outcome?.exceptionMessage ?? (oom ? OOM_MESSAGE : `Simulated failure in ${classType} (node ${nodeId})\n`))
+            outcome?.exceptionMessage ?? (oom ? `${OOM_MESSAGE}\n` : `Simulated failure in ${classType} (node ${nodeId})\n`))
         }
         const result = await this.evaluate(run, prompt, nodeId, values)
+        // Cancelled or reset while the node awaited something other than the run's timer (sharp, an encoder).
+        if (run.finished) return
         values.set(nodeId, result.outputs)
         cache.set(sigs.get(nodeId)!, result)
         run.executed.push(nodeId)
@@ -237,6 +238,7 @@ export class Executor {
         node_id: nodeId, prompt_id: run.job.detail.id, display_node_id: nodeId, parent_node_id: null, real_node_id: nodeId
       }),
       save: (bytes, ext, type) => {
+        if (run.finished) throw new Error('run finished')
         const filename = this.files.put(run.account.key, bytes, ext)
         this.fileOf(run, filename)
         return { filename, subfolder: '', type }

@@ -159,35 +159,6 @@ export function seedFrom (text: string): number {
 }
 
 /**
- * A deterministic RGB picture for a seed. It must stay cheap at any size the node set allows, so only the
- * first row is computed pixel by pixel (a seeded gradient with noise); every later row uses the PNG "Up"
- * filter with one shared seeded delta row, which is copied with Buffer.fill and compresses to almost nothing.
- */
-export function renderImage (width: number, height: number, seed: number): Buffer {
-  const random = prng(seed)
-  const stride = width * 3
-  const row = stride + 1
-  const filtered = Buffer.allocUnsafe(row * height)
-  const base = [random() * 256, random() * 256, random() * 256]
-  const slope = [random() * 2 - 1, random() * 2 - 1, random() * 2 - 1]
-  filtered[0] = 0
-  for (let x = 0; x < width; x++) {
-    const t = width > 1 ? x * 255 / (width - 1) : 0
-    for (let c = 0; c < 3; c++) filtered[1 + x * 3 + c] = (base[c] + slope[c] * t + random() * 24) & 0xff
-  }
-  if (height > 1) {
-    const delta = Buffer.allocUnsafe(row)
-    delta[0] = 2 // Up
-    const step = [Math.floor(random() * 3), Math.floor(random() * 3), Math.floor(random() * 3)]
-    for (let x = 0; x < width; x++) {
-      for (let c = 0; c < 3; c++) delta[1 + x * 3 + c] = step[c] + (random() < 0.02 ? 1 : 0)
-    }
-    filtered.fill(delta, row)
-  }
-  return assemble(width, height, 3, filtered, 1)
-}
-
-/**
  * Deterministic RGB pixels for a seed, standing in for what a model would decode: a seeded gradient row with
  * noise, and each later row the one above plus a small seeded step.
  */

@@ -12,7 +12,7 @@ import { encodeApng, encodePng, samplePixels, seedFrom, decodeImage } from './pn
 import {
   allocate, batchImages, blendImages, commonUpscale, compositeImages, compositeMasks, cropImage, describe, emptyImage, featherMask,
   fromBatch, fromBytes, growMask, imageBytes, imageToMask, invertAll, invertImage, maskToImage, NodeException, padForOutpaint, pyRound,
-  repeatBatch, slice, solidMask, transform, type Tensor
+  repeatBatch, slice, solidMask, transform, MAX_TENSOR_ELEMENTS, OOM_MESSAGE, type Tensor
 } from './tensor.js'
 import { encodeAnimatedWebp, encodeMp4, encodeWebm, type Video } from './video.js'
 
@@ -93,7 +93,7 @@ function encodeImage (image: Tensor, noiseMask = false): Latent {
 
 function checkLatentSize (latent: Latent): void {
   if (latent.width < 1 || latent.height < 1) throw new NodeException('RuntimeError', `Input and output sizes should be greater than 0, got latent of ${latent.width}x${latent.height}`)
-  if (imagesOf(latent) * latent.width * latent.height * 64 * 3 > 64 * 1024 * 1024) throw new NodeException('torch.OutOfMemoryError', 'Allocation on device')
+  if (imagesOf(latent) * latent.width * latent.height * 64 * 3 > MAX_TENSOR_ELEMENTS) throw new NodeException('torch.OutOfMemoryError', OOM_MESSAGE)
 }
 
 /** Samples step by step: `progress` on every step and a small preview (1/8 of the size, 8 to 64 px) on some. */
@@ -341,7 +341,7 @@ const RUNNERS: Record<string, Runner> = {
     out({ kind: 'LATENT', batch, width: pyRound(seconds * AUDIO_RATE / AUDIO_STEP), height: 1, seed: 'empty', audio: true } satisfies Latent),
   VAEDecodeAudio: ({ samples }) => {
     const latent = samples as Latent
-    if (latent.batch * latent.width * AUDIO_STEP * 2 > 64 * 1024 * 1024) throw new NodeException('torch.OutOfMemoryError', 'Allocation on device')
+    if (latent.batch * latent.width * AUDIO_STEP * 2 > MAX_TENSOR_ELEMENTS) throw new NodeException('torch.OutOfMemoryError', OOM_MESSAGE)
     const batch = Array.from({ length: latent.batch }, (_, b) => sampleAudio(`${latent.seed}:${b}`, latent.width * AUDIO_STEP, AUDIO_RATE))
     return out({ kind: 'AUDIO', sampleRate: AUDIO_RATE, batch } satisfies Audio)
   },

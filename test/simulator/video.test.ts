@@ -8,7 +8,7 @@ import { inflateSync } from 'node:zlib'
 import { ALL_FORMATS, BufferSource, EncodedPacketSink, Input } from 'mediabunny'
 import { PNG } from 'pngjs'
 import sharp from 'sharp'
-import { download, startSim, submit, waitForStatus, type Sim } from './fixtures/helpers.js'
+import { download, openWs, startSim, submit, waitForStatus, type Sim } from './fixtures/helpers.js'
 
 type Rgb = [number, number, number]
 const COLOURS: Rgb[] = [[200, 30, 40], [20, 180, 60], [30, 60, 220]]
@@ -398,4 +398,28 @@ t.test("Wan 2.1's text-to-video template runs: a video latent decodes to (frames
     10: { class_type: 'SaveImage', inputs: { images: ['8', 0], filename_prefix: 'i2v' } }
   }
   t.equal((await completed(sim, i2v)).outputs['10'].images.length, 5, 'WanImageToVideo length 5: five images')
+})
+
+t.test('a job cancelled while SaveVideo encodes stops there: no executed event, no output, nothing after the end', async t => {
+  const sim = await startSim(t)
+  const ws = await openWs(t, sim)
+  const prompt = {
+    1: { class_type: 'EmptyImage', inputs: { width: 832, height: 480, batch_size: 33, color: 0x336699 } },
+    2: { class_type: 'CreateVideo', inputs: { images: ['1', 0], fps: 16 } },
+    3: { class_type: 'SaveVideo', inputs: { video: ['2', 0], filename_prefix: 'video/cancelled', format: 'mp4', codec: 'h264' } }
+  }
+  const id = await submit(sim, { prompt })
+  await ws.waitFor(m => m.type === 'executing' && m.data?.prompt_id === id && m.data?.node === '3', 'SaveVideo started')
+  t.equal((await sim.json(`/api/jobs/${id}/cancel`, { method: 'POST' })).status, 200)
+  const ended = await waitForStatus(sim, id, ['cancelled', 'failed'])
+  // Long enough for the encoder (about a second for these 33 frames) to have finished, had the run gone on.
+  await new Promise(resolve => setTimeout(resolve, 2500))
+  const events = ws.messages().filter(m => m.data?.prompt_id === id)
+  const end = events.findIndex(m => m.type === 'executing' && m.data?.node === null)
+  t.ok(end >= 0, 'the run ended')
+  t.same(events.slice(end + 1).map(m => m.type), [], 'no event after the end')
+  t.notOk(events.some(m => m.type === 'executed' && m.data?.node === '3'), 'SaveVideo never reported an output')
+  const job = (await sim.json(`/api/jobs/${id}`)).body
+  t.equal(job.status, ended.status)
+  t.notOk(JSON.stringify(job.outputs ?? {}).includes('cancelled_'), 'the cancelled job has no video output')
 })
