@@ -157,7 +157,7 @@ export class CloudClient {
       await this.budget.acquire(priorityOf(call.method), call.fallback === true && paused ? 0 : deadline - performance.now())
       let response: CloudResponse<T>
       try {
-        response = await this.once<T>(call)
+        response = await this.once<T>(call, deadline)
       } catch (err) {
         if (retriesLeft > 0 && err instanceof ProxyError && !['cloud_bad_response', 'cloud_circuit_open', 'cloud_response_too_large'].includes(err.type)) {
           await sleep(backoff(attempt))
@@ -278,7 +278,8 @@ export class CloudClient {
     this.observer.call(call.method, call.route ?? call.path, String(outcome), (performance.now() - started) / 1000)
   }
 
-  private async once<T> (call: CloudCall): Promise<CloudResponse<T>> {
+  /** One request; its wait for a connection ends by `startBy` at the latest (the call's wait for the budget came first). */
+  private async once<T> (call: CloudCall, startBy: number): Promise<CloudResponse<T>> {
     const headers: Record<string, string> = { ...this.authHeaders(), accept: 'application/json' }
     let body: string | undefined
     if (call.body !== undefined) {
@@ -291,7 +292,7 @@ export class CloudClient {
       headers['content-type'] = 'application/json'
     }
     const deadline = performance.now() + this.timeoutMs
-    const release = await this.slot(this.gate, call, deadline)
+    const release = await this.slot(this.gate, call, Math.min(deadline, startBy))
     // Admitted only once nothing can fail before settle(): an unsettled half-open trial would keep the circuit shut.
     const started = this.admit(call, release)
     let status: number

@@ -60,6 +60,25 @@ t.test('a cloud call waiting for a pool connection ignored CLOUD_TIMEOUT_MS', as
   t.ok(slowest < 2200, `every call ended within CLOUD_TIMEOUT_MS plus a margin (slowest ${Math.round(slowest)} ms)`)
 })
 
+t.test('a cloud call that waited for the budget then waited a whole CLOUD_TIMEOUT_MS more for a connection', async t => {
+  // Budget: 2 calls a second (500 ms a token); one connection; CLOUD_TIMEOUT_MS 1500.
+  const stack = await startStack(t, { cloudConnections: 1, cloudMaxRps: 2, cloudTimeoutMs: 1500, cloudRetries: 0, listTtlMs: 0 })
+  const sim = stack.simulator.app.simulator
+  sim.faults.set('POST /api/prompt', { latencyMs: 2500 })
+  const id = (i: number): string => `00000000-0000-4000-8000-00000000090${i}`
+  // Two quick reads spend the budget's two tokens.
+  await Promise.all([getJson(`${stack.url}/history/${id(0)}`), getJson(`${stack.url}/history/${id(1)}`)])
+  // The read waits for the next token; a submit, which goes first, takes that one (at 0.5 s) and holds the
+  // connection until its own timeout (2 s); the read gets its token at 1 s. Its 1.5 s ran out at 1.5 s: it
+  // must not wait on for the connection until 2.5 s, and get it.
+  const read = getJson(`${stack.url}/history/${id(2)}`)
+  await new Promise(resolve => setTimeout(resolve, 30))
+  const submit = postJson(`${stack.url}/prompt`, { prompt: defaultGraph(1) })
+  const answer = await read
+  t.same([answer.status, answer.body?.error?.type], [504, 'cloud_timeout'], `the read gave up within CLOUD_TIMEOUT_MS of its start (${answer.body?.error?.message as string})`)
+  t.equal((await submit).status, 504, 'the submit that held the connection timed out itself')
+})
+
 t.test('unbounded cloud bodies: a JSON answer past CLOUD_MAX_JSON_BYTES is a 502 and is not read to its end', async t => {
   const cloud = await startHostileCloud(t)
   let sent = 0
