@@ -57,6 +57,9 @@ export class StoredSettings implements SettingsStore {
   /** the store's records expire; settings are meant to last, so "never" is ten years */
   private static readonly TTL_MS = 10 * 365 * 24 * 3600_000
 
+  /** merges in this process, one after the other: each reads what the one before wrote */
+  private merging: Promise<unknown> = Promise.resolve()
+
   constructor (private readonly store: StateStore, private readonly limit = MAX_SETTINGS) {}
 
   async all (): Promise<Record<string, unknown>> {
@@ -67,11 +70,18 @@ export class StoredSettings implements SettingsStore {
     return (await this.all())[id]
   }
 
+  /**
+   * Read, merge, write: two merges at once in this process would each lose the other's keys, so they take
+   * turns. Replicas sharing Redis can still race (the last write wins), as two browsers saving at once would.
+   */
   async merge (values: Record<string, unknown>): Promise<void> {
-    const current = await this.all()
-    const merged = { ...current, ...values }
-    if (Object.keys(merged).length > this.limit) throw new SettingsFullError(this.limit)
-    await this.store.set('settings', 'default', merged, StoredSettings.TTL_MS)
+    const turn = this.merging.then(async () => {
+      const merged = { ...await this.all(), ...values }
+      if (Object.keys(merged).length > this.limit) throw new SettingsFullError(this.limit)
+      await this.store.set('settings', 'default', merged, StoredSettings.TTL_MS)
+    })
+    this.merging = turn.catch(() => {})
+    await turn
   }
 
   async written (): Promise<boolean> {

@@ -7,6 +7,7 @@ import { MemoryStore } from '../../src/store/memory.js'
 import { FileStore } from '../../src/store/file.js'
 import { RedisStore } from '../../src/store/redis.js'
 import type { StateStore } from '../../src/store/store.js'
+import { StoredSettings } from '../../src/store/settings.js'
 import { startRedis } from '../fixtures/redis.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
@@ -179,4 +180,15 @@ t.test('redis store: a replica started while Redis is down says so once, then th
   await redis.start()
   t.ok(await store.connected(5000))
   t.same(changes, [[false, true], [true, false]])
+})
+
+t.test('settings on a durable store: two merges at once keep each other\'s keys', async t => {
+  const store = new FileStore(join(mkdtempSync(join(tmpdir(), 'ccp-settings-')), 'state.db'))
+  t.teardown(async () => { await store.close() })
+  const settings = new StoredSettings(store, 3)
+  await Promise.all([settings.merge({ 'Comfy.Theme': 'dark' }), settings.merge({ 'Comfy.Locale': 'fr' }), settings.merge({ 'Comfy.Zoom': 2 })])
+  t.same(await settings.all(), { 'Comfy.Theme': 'dark', 'Comfy.Locale': 'fr', 'Comfy.Zoom': 2 })
+  await t.rejects(settings.merge({ 'One.Too.Many': true }), { name: 'SettingsFullError' }, 'a full store refuses')
+  await settings.merge({ 'Comfy.Theme': 'light' })
+  t.equal(await settings.get('Comfy.Theme'), 'light', 'a refused merge does not block the next')
 })
