@@ -49,11 +49,12 @@ export function withoutToken (search: string): string {
  * it is HttpOnly and SameSite=Strict, and its name carries the port, since cookies are per host only.
  */
 export function tokenCookie (token: string, host: string | undefined): { name: string, value: string } {
+  return { name: cookieName(host), value: createHmac('sha256', token).update('comfy-compat-proxy browser cookie').digest('base64url') }
+}
+
+function cookieName (host: string | undefined): string {
   const port = /:(\d+)$/.exec(host ?? '')?.[1]
-  return {
-    name: port === undefined ? 'comfy_compat_proxy' : `comfy_compat_proxy_${port}`,
-    value: createHmac('sha256', token).update('comfy-compat-proxy browser cookie').digest('base64url')
-  }
+  return port === undefined ? 'comfy_compat_proxy' : `comfy_compat_proxy_${port}`
 }
 
 export function cookieValue (header: string | undefined, name: string): string | undefined {
@@ -71,12 +72,14 @@ function isNavigation (request: FastifyRequest): boolean {
 
 export function requireToken (fastify: FastifyInstance, token: string): void {
   const expected = digest(token)
+  // The cookie's value depends on the token alone: computed once, not per request.
+  const cookieSecret = tokenCookie(token, undefined).value
+  const expectedCookie = digest(cookieSecret)
   const matches = (presented: string | undefined): boolean => presented !== undefined && timingSafeEqual(digest(presented), expected)
   fastify.addHook('onRequest', async (request, reply) => {
     if (OPEN_METHODS.has(request.method) && OPEN_PATHS.has(request.url.split('?')[0])) return
     // CORS preflights carry no credentials by design; @fastify/cors answers them.
     if (request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined) return
-    const cookie = tokenCookie(token, request.headers.host)
     const presented = presentedToken(request.headers.authorization, request.url)
     if (matches(presented)) {
       if (!isNavigation(request) || request.headers.authorization !== undefined) return
@@ -84,12 +87,12 @@ export function requireToken (fastify: FastifyInstance, token: string): void {
       const query = request.url.indexOf('?')
       const secure = request.protocol === 'https' ? '; Secure' : ''
       return await reply
-        .header('set-cookie', `${cookie.name}=${cookie.value}; Path=/; HttpOnly; SameSite=Strict${secure}`)
+        .header('set-cookie', `${cookieName(request.headers.host)}=${cookieSecret}; Path=/; HttpOnly; SameSite=Strict${secure}`)
         .header('cache-control', 'no-store')
         .redirect(request.url.slice(0, query) + withoutToken(request.url.slice(query)), 303)
     }
-    const fromCookie = cookieValue(request.headers.cookie, cookie.name)
-    if (fromCookie !== undefined && timingSafeEqual(digest(fromCookie), digest(cookie.value))) return
+    const fromCookie = cookieValue(request.headers.cookie, cookieName(request.headers.host))
+    if (fromCookie !== undefined && timingSafeEqual(digest(fromCookie), expectedCookie)) return
     // A refused WebSocket upgrade must not leave its socket open (it would also hold up close()).
     if (request.headers.upgrade !== undefined) {
       reply.header('connection', 'close')
