@@ -81,6 +81,10 @@ function safeParse (data: RawData): unknown {
   try { return JSON.parse(data.toString()) } catch { return undefined }
 }
 
+interface ParsedFrame { type?: string, data?: Record<string, unknown> }
+/** A frame from the cloud, read once: binary as bytes; text with the key masked, and parsed when it is JSON. */
+type CloudFrame = { bytes: Buffer, text?: undefined, frame?: undefined } | { bytes?: undefined, text: string, frame: ParsedFrame | undefined }
+
 function promptIdOf (frame: unknown): string | undefined {
   const data = (frame as { data?: { prompt_id?: unknown } } | undefined)?.data
   return typeof data?.prompt_id === 'string' ? data.prompt_id : undefined
@@ -91,6 +95,14 @@ interface Refusal { status: number, message: string, type?: string, retryAfter?:
 
 const wsRoutes: FastifyPluginAsync = async (fastify) => {
   const { cloud, submissions, promptIds, secrets } = fastify
+  const cloudFrame = (data: RawData, isBinary: boolean): CloudFrame => {
+    if (isBinary) return { bytes: asBuffer(data) }
+    // The key is masked wherever a misbehaving cloud might echo it (issue 14 rule 8).
+    const text = secrets.text(data.toString(), 'mask')
+    let frame: ParsedFrame | undefined
+    try { frame = JSON.parse(text) } catch { frame = undefined }
+    return { text, frame }
+  }
   const upstreamBase = new URL('/ws', cloud.origin)
   upstreamBase.protocol = upstreamBase.protocol === 'https:' ? 'wss:' : 'ws:'
 
@@ -191,18 +203,15 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
       for (const [data, isBinary] of early.splice(0)) toCloud(data, isBinary)
     })
     /** Frames held, in order, while a submit is in flight and a frame names a prompt not yet known. */
-    const held: Array<[RawData, boolean]> = []
+    const held: CloudFrame[] = []
     let heldBytes = 0
-    const deliver = (data: RawData, isBinary: boolean): void => {
+    const deliver = (incoming: CloudFrame): void => {
       if (socket.readyState !== WebSocket.OPEN) return
-      if (isBinary) {
-        toClient(secrets.bytes(renamePromptInBinary(asBuffer(data), id => promptIds.toClient(id))), true)
+      if (incoming.bytes !== undefined) {
+        toClient(secrets.bytes(renamePromptInBinary(incoming.bytes, id => promptIds.toClient(id))), true)
         return
       }
-      // The key is masked wherever a misbehaving cloud might echo it (issue 14 rule 8).
-      const text = secrets.text(data.toString(), 'mask')
-      let frame: { type?: string, data?: Record<string, unknown> } | undefined
-      try { frame = JSON.parse(text) } catch { frame = undefined }
+      const { text, frame } = incoming
       if (!sidRewritten && frame?.type === 'status' && typeof frame.data?.sid === 'string') {
         sidRewritten = true
         frame.data.sid = clientId
@@ -216,20 +225,21 @@ const wsRoutes: FastifyPluginAsync = async (fastify) => {
     }
     const release = (): void => {
       heldBytes = 0
-      for (const [data, isBinary] of held.splice(0)) deliver(data, isBinary)
+      for (const incoming of held.splice(0)) deliver(incoming)
     }
     upstream.on('message', (data: RawData, isBinary: boolean) => {
-      const frame = isBinary ? undefined : safeParse(data)
+      const incoming = cloudFrame(data, isBinary)
+      const { frame } = incoming
       // The tracker learns of a start or finish before any client sees the event (issue "polling costs nothing", rule 2).
       if (frame !== undefined) fastify.jobs.observe(frame)
       const promptId = promptIdOf(frame)
       const unknownPrompt = promptId !== undefined && !submissions.has(promptId)
       // Submitted through another replica or before a restart? The state store knows; frames wait for its answer.
       if (unknownPrompt) submissions.lookUp(promptId, async () => { await promptIds.load({ cloud: [promptId] }) })
-      if (held.length === 0 && !(submissions.busy && unknownPrompt)) return deliver(data, isBinary)
+      if (held.length === 0 && !(submissions.busy && unknownPrompt)) return deliver(incoming)
       // Held until the submits in flight now have answered (each within CLOUD_TIMEOUT_MS), and never more than HOLD_LIMIT.
       if (held.length === 0) submissions.whenSettled(release)
-      held.push([data, isBinary])
+      held.push(incoming)
       heldBytes += rawLength(data)
       if (heldBytes > HOLD_LIMIT) release()
     })
