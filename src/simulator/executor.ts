@@ -148,7 +148,7 @@ export class Executor {
     let cache = this.caches.get(run.account)
     if (cache === undefined) this.caches.set(run.account, cache = new Map())
     const used = new Set(sigs.values())
-    for (const key of cache.keys()) if (!used.has(key)) cache.delete(key)
+    for (const [key, node] of cache) if (!used.has(key)) this.uncache(cache, key, node)
     const cached = outcome === undefined ? cache : new Map<string, CachedNode>()
     this.record(run, 'execution_cached', { nodes: Object.keys(prompt).filter(node => cached.has(sigs.get(node)!)), prompt_id: id }, true)
     const values = new Map<string, unknown[]>()
@@ -175,7 +175,7 @@ export class Executor {
         // Cancelled or reset while the node awaited something other than the run's timer (sharp, an encoder).
         if (run.finished) return
         values.set(nodeId, result.outputs)
-        cache.set(sigs.get(nodeId)!, result)
+        this.cache(cache, sigs.get(nodeId)!, result)
         run.executed.push(nodeId)
         if (result.ui !== undefined) this.showOutput(run, nodeId, result.ui)
         this.progressState(run, nodeId, 'finished', 1, 1)
@@ -257,6 +257,27 @@ export class Executor {
     }
   }
 
+  /** The files an output names. */
+  private filesOf (ui: NodeOutput | undefined): string[] {
+    return Object.values(ui ?? {}).flatMap(items => items.flatMap(item => {
+      const filename = (item as Partial<FileItem> | null)?.filename
+      return typeof filename === 'string' ? [filename] : []
+    }))
+  }
+
+  /** A cached output holds its files, so that a job reusing it names files that still exist. */
+  private cache (cache: Map<string, CachedNode>, key: string, node: CachedNode): void {
+    const previous = cache.get(key)
+    if (previous !== undefined) this.uncache(cache, key, previous)
+    for (const name of this.filesOf(node.ui)) this.files.retain(name)
+    cache.set(key, node)
+  }
+
+  private uncache (cache: Map<string, CachedNode>, key: string, node: CachedNode): void {
+    cache.delete(key)
+    for (const name of this.filesOf(node.ui)) this.files.release(name)
+  }
+
   /** Records a file a job's outputs name (a cached output is named again by the job that reuses it). */
   private fileOf (run: Run, filename: string): void {
     const list = this.jobFiles.get(run.job.detail.id)
@@ -266,14 +287,10 @@ export class Executor {
 
   /** An output node's result: kept for history and sent as `executed`. */
   private showOutput (run: Run, nodeId: string, ui: NodeOutput): void {
-    for (const items of Object.values(ui)) {
-      for (const item of items) {
-        const filename = (item as Partial<FileItem> | null)?.filename
-        if (typeof filename === 'string' && !this.jobFiles.get(run.job.detail.id)?.includes(filename)) {
-          this.files.retain(filename)
-          this.fileOf(run, filename)
-        }
-      }
+    for (const filename of this.filesOf(ui)) {
+      if (this.jobFiles.get(run.job.detail.id)?.includes(filename) === true) continue
+      this.files.retain(filename)
+      this.fileOf(run, filename)
     }
     run.outputs[nodeId] = ui
     run.meta[nodeId] = { node_id: nodeId, display_node: nodeId, parent_node: null, real_node_id: nodeId }
@@ -350,18 +367,17 @@ export class Executor {
     setImmediate(() => this.pump(run.account))
   }
 
-  /**
-   * Keeps at most `maxJobs` finished jobs per account: older ones are forgotten, oldest first, with the files only
-   * they name, like a cloud account's retention. Files of jobs deleted from history are released here too.
-   */
+  /** Keeps at most `maxJobs` finished jobs per account: older ones are forgotten, oldest first, like a cloud account's retention. */
   private forgetOld (account: Account): void {
     const finished = account.list().filter(job => TERMINAL.has(job.detail.status))
-    for (const job of finished.slice(0, Math.max(0, finished.length - this.options.maxJobs))) account.jobs.delete(job.detail.id)
-    for (const [jobId, names] of this.jobFiles) {
-      if (this.runs.has(jobId) || [...this.store.accounts.values()].some(other => other.jobs.has(jobId))) continue
-      for (const name of names) this.files.release(name)
-      this.jobFiles.delete(jobId)
-    }
+    for (const job of finished.slice(0, Math.max(0, finished.length - this.options.maxJobs))) this.forget(account, job.detail.id)
+  }
+
+  /** Forgets a finished job (retention, or a delete from history) with its hold on the files its outputs name. */
+  forget (account: Account, jobId: string): void {
+    account.jobs.delete(jobId)
+    for (const name of this.jobFiles.get(jobId) ?? []) this.files.release(name)
+    this.jobFiles.delete(jobId)
   }
 
   /**

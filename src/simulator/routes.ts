@@ -285,7 +285,8 @@ export function registerRoutes (app: FastifyInstance, { store, executor, account
 
   /**
    * Deletes finished jobs from history; they then 404 everywhere. Running and pending jobs are left alone.
-   * Output files stay in storage: whether the legacy delete removes assets is unknown (cloud-api-notes §2.5).
+   * Whether the legacy delete removes the cloud's assets is unknown (cloud-api-notes §2.5); the simulator
+   * releases the files only deleted jobs named, so that its memory stays bounded.
    */
   app.post('/api/history', async (request, reply) => {
     const account = accountOf(request)
@@ -293,7 +294,7 @@ export function registerRoutes (app: FastifyInstance, { store, executor, account
     const doomed = body.clear ? [...account.jobs.keys()] : body.delete.map(id => id.toLowerCase())
     for (const id of doomed) {
       const job = account.jobs.get(id)
-      if (job !== undefined && TERMINAL.has(job.detail.status)) account.jobs.delete(id)
+      if (job !== undefined && TERMINAL.has(job.detail.status)) executor.forget(account, id)
     }
     return reply.code(200).send()
   })

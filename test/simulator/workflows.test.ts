@@ -191,6 +191,23 @@ t.test('finished jobs beyond maxJobs are forgotten oldest first, with their file
   await waitFor(async () => (await sim.json('/api/prompt')).body.exec_info.queue_remaining === 0 ? true : undefined)
 })
 
+t.test('a job deleted from history gives up its files at once; an output the cache still holds stays downloadable', async t => {
+  const sim = await startSim(t, { stepMs: 1 })
+  const saved = async (color: number): Promise<any> => {
+    const prompt = { 1: { class_type: 'EmptyImage', inputs: { width: 2, height: 2, batch_size: 1, color } }, 9: { class_type: 'SaveImage', inputs: { images: ['1', 0], filename_prefix: 'x' } } }
+    return await completed(sim, { prompt })
+  }
+  const query = (done: any): string => new URLSearchParams({ filename: done.outputs['9'].images[0].filename, type: 'output' }).toString()
+  const first = await saved(1)
+  const second = await saved(2)
+  t.equal((await sim.call('/api/history', { method: 'POST', json: { delete: [first.id] } })).status, 200)
+  t.equal((await sim.call(`/api/view?${query(first)}`)).status, 404, 'the deleted job\'s file is gone now, not at some later job\'s end')
+  t.equal((await sim.call('/api/history', { method: 'POST', json: { clear: true } })).status, 200)
+  const again = await saved(2)
+  t.same(again.outputs['9'], second.outputs['9'], 'the same prompt again is served from the cache, naming the same file')
+  t.equal((await sim.call(`/api/view?${query(again)}`)).status, 302, 'which the cache kept although its job was deleted')
+})
+
 t.test('audio: an empty latent sampled, decoded and saved as a valid FLAC', async t => {
   const sim = await startSim(t, { stepMs: 1 })
   const prompt: Record<string, any> = {
