@@ -259,10 +259,7 @@ export class Executor {
 
   /** The files an output names. */
   private filesOf (ui: NodeOutput | undefined): string[] {
-    return Object.values(ui ?? {}).flatMap(items => items.flatMap(item => {
-      const filename = (item as Partial<FileItem> | null)?.filename
-      return typeof filename === 'string' ? [filename] : []
-    }))
+    return Object.values(ui ?? {}).flat().filter(isFile).map(file => file.filename)
   }
 
   /** A cached output holds its files, so that a job reusing it names files that still exist. */
@@ -454,7 +451,6 @@ function readOutcome (extraData: Record<string, unknown> | undefined): Outcome |
   }
 }
 
-/** The first image, preferring saved outputs over temp previews (cloud-api-notes §3.4). */
 /** An output item that is a file (`animated: [true]` and texts are not). */
 const isFile = (item: unknown): item is FileItem => isPlainObject(item) && typeof item.filename === 'string'
 

@@ -214,7 +214,6 @@ const RUNNERS: Record<string, Runner> = {
   EmptyHunyuanLatentVideo: ({ width, height, length, batch_size: batch }) => out(videoLatent(width, height, length, batch)),
   WanImageToVideo: ({ positive, negative, width, height, length, batch_size: batch, start_image: start }) =>
     out(positive, negative, videoLatent(width, height, length, batch, start === undefined ? 'empty' : encodeImage(start as Tensor).seed)),
-  EmptySD3LatentImage: ({ width, height, batch_size: batch }) => out({ kind: 'LATENT', batch, width: Math.floor(width / 8), height: Math.floor(height / 8), seed: 'empty' } satisfies Latent),
   KSampler: async ({ seed, steps, denoise, latent_image: latent }, ctx) => out(await sample(ctx, latent, String(seed), steps, denoise)),
   KSamplerAdvanced: async ({ noise_seed: seed, steps, start_at_step: start, end_at_step: end, latent_image: latent }, ctx) =>
     out(await sample(ctx, latent, String(seed), Math.max(0, Math.min(steps, end) - start))),
@@ -359,6 +358,8 @@ const RUNNERS: Record<string, Runner> = {
   PrimitiveStringMultiline: ({ value }) => out(value),
   PrimitiveBoolean: ({ value }) => out(value)
 }
+// SD3's empty latent is SD1's with 16 channels, which the simulator does not carry.
+RUNNERS.EmptySD3LatentImage = RUNNERS.EmptyLatentImage
 
 /**
  * Runs one node. Classes without a runner of their own pass their inputs on by type: the first input declared
